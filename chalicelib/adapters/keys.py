@@ -1,0 +1,86 @@
+"""The one place where DynamoDB key strings are built. See docs/data-model.md.
+
+Every item has ``pk``/``sk``; list views use ``gsi1pk``/``gsi1sk``; the claim queue is the sparse
+index ``gsi2pk``/``gsi2sk``, present only while a task is queued (``QUEUE#``) or leased (``LEASE#``).
+"""
+
+from __future__ import annotations
+
+META = "META"
+
+
+def project(project_id: str) -> dict[str, str]:
+    return {"pk": f"PROJECT#{project_id}", "sk": META}
+
+
+def project_list_entry(project_id: str) -> dict[str, str]:
+    return {"gsi1pk": "PROJECTS", "gsi1sk": f"PROJECT#{project_id}"}
+
+
+PROJECTS_PARTITION = "PROJECTS"
+
+
+def run(run_id: str) -> dict[str, str]:
+    return {"pk": f"RUN#{run_id}", "sk": META}
+
+
+def runs_of_project(project_id: str) -> str:
+    return f"PROJECT#{project_id}#RUNS"
+
+
+def run_list_entry(project_id: str, run_id: str) -> dict[str, str]:
+    return {"gsi1pk": runs_of_project(project_id), "gsi1sk": f"RUN#{run_id}"}
+
+
+def task(task_id: str) -> dict[str, str]:
+    return {"pk": f"TASK#{task_id}", "sk": META}
+
+
+def task_partition(task_id: str) -> str:
+    return f"TASK#{task_id}"
+
+
+def tasks_of_run(run_id: str) -> str:
+    return f"RUN#{run_id}#TASKS"
+
+
+def task_list_entry(run_id: str, task_id: str) -> dict[str, str]:
+    return {"gsi1pk": tasks_of_run(run_id), "gsi1sk": f"TASK#{task_id}"}
+
+
+def queue_partition(project_id: str, stage: str) -> str:
+    return f"QUEUE#{project_id}#{stage}"
+
+
+def lease_partition(project_id: str, stage: str) -> str:
+    return f"LEASE#{project_id}#{stage}"
+
+
+def queue_entry(project_id: str, stage: str, priority: int, enqueued_at: str, task_id: str) -> dict[str, str]:
+    """Higher priority first (inverted), then oldest first."""
+    return {"gsi2pk": queue_partition(project_id, stage),
+            "gsi2sk": f"{10 - priority:02d}#{enqueued_at}#{task_id}"}
+
+
+def lease_entry(project_id: str, stage: str, lease_expires_at: str, task_id: str) -> dict[str, str]:
+    """Leased tasks sort by expiry, so expired leases are a key-range query."""
+    return {"gsi2pk": lease_partition(project_id, stage), "gsi2sk": f"{lease_expires_at}#{task_id}"}
+
+
+def event(run_id: str, seq: int) -> dict[str, str]:
+    return {"pk": f"RUN#{run_id}", "sk": event_sk(seq)}
+
+
+def event_sk(seq: int) -> str:
+    return f"EVENT#{seq:012d}"
+
+
+def api_key(key_hash: str) -> dict[str, str]:
+    return {"pk": f"KEY#{key_hash}", "sk": META}
+
+
+KEYS_PARTITION = "KEYS"
+
+
+def api_key_list_entry(key_id: str) -> dict[str, str]:
+    return {"gsi1pk": KEYS_PARTITION, "gsi1sk": f"KEY#{key_id}"}

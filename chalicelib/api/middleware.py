@@ -1,0 +1,46 @@
+"""HTTP middleware: body size limit and bearer-key authentication on every route but the public
+ones. Being middleware (not a Chalice authorizer), it behaves the same under Lambda,
+``chalice local`` and ``chalice.test.Client``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable
+
+from chalice import Response
+from chalice.app import Request
+
+from ..bootstrap import get_services
+from ..domain.errors import BatonError, PayloadTooLargeError
+from .http import MAX_BODY_BYTES, current_principal, error_response, internal_error_response
+
+logger = logging.getLogger("baton.api")
+
+PUBLIC_PATHS = frozenset({"/status", "/openapi.json"})
+
+
+def authenticate_request(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    token = current_principal.set(None)
+    try:
+        body = event.raw_body
+        if body and len(body) > MAX_BODY_BYTES:
+            raise PayloadTooLargeError(f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes",
+                                       code="body_too_large")
+        if event.path not in PUBLIC_PATHS:
+            principal = get_services().keys.authenticate(event.headers.get("authorization"))
+            current_principal.set(principal)
+            _append_log_keys(key_id=principal.key_id, principal=principal.kind.value)
+        return get_response(event)
+    except BatonError as error:
+        return error_response(error)
+    except Exception:
+        logger.exception("unhandled error before the route ran")
+        return internal_error_response()
+    finally:
+        current_principal.reset(token)
+
+
+def _append_log_keys(**keys: Any) -> None:
+    from ..observability import logger as structured
+
+    structured.append_keys(**keys)

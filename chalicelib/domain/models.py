@@ -1,0 +1,362 @@
+"""Entities of the pipeline and the request bodies that create or change them (pydantic v2).
+
+Request models forbid unknown fields and are strict about JSON types, so a client cannot
+mass-assign ``stage``, ``status``, ``version`` or ``owner``; those change only through their own
+use cases.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import Enum
+from typing import Annotated, Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .ids import PROJECT_ID_RE
+
+
+class Stage(str, Enum):
+    none = "none"
+    dev = "dev"
+    qa = "qa"
+    sec = "sec"
+    docs = "docs"
+    cicd = "cicd"
+    complete = "complete"
+
+
+PIPELINE_STAGES: tuple[Stage, ...] = (Stage.dev, Stage.qa, Stage.sec, Stage.docs)
+DEFAULT_STAGES: tuple[Stage, ...] = PIPELINE_STAGES
+
+
+class Role(str, Enum):
+    director = "director"
+    pm = "pm"
+    dev = "dev"
+    qa = "qa"
+    security = "security"
+    docs = "docs"
+    cicd = "cicd"
+
+
+STAGE_ROLE: dict[Stage, Role] = {
+    Stage.dev: Role.dev,
+    Stage.qa: Role.qa,
+    Stage.sec: Role.security,
+    Stage.docs: Role.docs,
+    Stage.cicd: Role.cicd,
+}
+
+
+class TaskStatus(str, Enum):
+    queued = "queued"
+    in_progress = "in_progress"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.done, TaskStatus.failed, TaskStatus.cancelled})
+
+
+class RunStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    awaiting_approval = "awaiting_approval"
+    succeeded = "succeeded"
+    failed = "failed"
+    killed = "killed"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.killed})
+
+
+class TaskSource(str, Enum):
+    manual = "manual"
+    finding = "finding"
+    bug_report = "bug_report"
+    release = "release"
+
+
+class PrincipalKind(str, Enum):
+    admin = "admin"
+    human = "human"
+    agent = "agent"
+
+
+class AdvanceResult(str, Enum):
+    pass_ = "pass"
+    fail = "fail"
+
+
+# --------------------------------------------------------------------------- field types
+
+ProjectId = Annotated[str, Field(pattern=PROJECT_ID_RE.pattern, description="slug [a-z0-9][a-z0-9-]{1,62}")]
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(max_length=10_000)]
+Priority = Annotated[int, Field(ge=0, le=10)]
+Name = Annotated[str, Field(min_length=1, max_length=100)]
+
+_BRANCH_RE = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)$")
+_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
+
+STRICT_INPUT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
+
+
+def _check_repository_url(value: str) -> str:
+    if not value or len(value) > 2048 or _CONTROL_RE.search(value):
+        raise ValueError("repository_url must be a URL or path without spaces or control characters")
+    if not (re.match(r"^(https?|ssh|git|file)://", value) or re.match(r"^[\w.-]+@[\w.-]+:", value)
+            or value.startswith("/")):
+        raise ValueError("repository_url must start with https://, ssh://, git://, file://, user@host: or /")
+    return value
+
+
+def _check_branch(value: str) -> str:
+    if not _BRANCH_RE.match(value):
+        raise ValueError("primary_branch must be a git branch name (letters, digits, . _ - /)")
+    return value
+
+
+def _check_settings(value: dict[str, Any]) -> dict[str, Any]:
+    if len(value) > 50:
+        raise ValueError("settings may hold at most 50 keys")
+    return value
+
+
+# --------------------------------------------------------------------------- entities
+
+
+class Project(BaseModel):
+    id: str
+    name: str
+    repository_url: str
+    primary_branch: str = "main"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+    created_by: str = ""
+    version: int = 1
+
+
+class Canary(BaseModel):
+    model_config = STRICT_INPUT
+    fraction: float = Field(gt=0, le=1, description="share of the run's tasks that go first")
+
+    @field_validator("fraction", mode="before")
+    @classmethod
+    def _int_is_fine(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Ceilings(BaseModel):
+    model_config = STRICT_INPUT
+    max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
+    max_fix_tasks: Optional[int] = Field(default=None, ge=0, le=10_000)
+
+
+class Progress(BaseModel):
+    total: int
+    by_stage: dict[str, int]
+    by_status: dict[str, int]
+    percent_complete: float
+
+
+class Run(BaseModel):
+    id: str
+    project_id: str
+    title: str
+    status: RunStatus
+    stages: list[Stage]
+    max_iterations: int
+    parallelism: int
+    canary: Optional[Canary] = None
+    ceilings: Ceilings = Field(default_factory=Ceilings)
+    deploy_gate: bool = True
+    pinned_roles: dict[str, str] = Field(default_factory=dict)
+    progress: Optional[Progress] = None
+    created_at: str
+    created_by: str
+    updated_at: str
+    version: int = 1
+
+
+class Task(BaseModel):
+    id: str
+    run_id: str
+    project_id: str
+    title: str
+    description: str = ""
+    priority: int = 5
+    stage: Stage
+    status: TaskStatus
+    iteration: int = 1
+    source: TaskSource = TaskSource.manual
+    parent_task_id: Optional[str] = None
+    claimed_by: Optional[str] = None
+    lease_expires_at: Optional[str] = None
+    version: int = 1
+    created_at: str
+    updated_at: str
+    # Held only by the server: the claim id is the claimant's capability to write.
+    claim_id: Optional[str] = Field(default=None, exclude=True)
+    enqueued_at: Optional[str] = Field(default=None, exclude=True)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_TASK_STATUSES
+
+
+class Event(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    entity: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    principal: PrincipalKind
+    project_ids: list[str]
+    created_at: str
+    created_by: str = ""
+    revoked_at: Optional[str] = None
+
+
+class Claim(BaseModel):
+    claim_id: str
+    expires_at: str
+
+
+# --------------------------------------------------------------------------- request bodies
+
+
+class ProjectCreate(BaseModel):
+    model_config = STRICT_INPUT
+    id: ProjectId
+    name: Name
+    repository_url: str = Field(max_length=2048)
+    primary_branch: str = Field(default="main", max_length=255)
+    settings: dict[str, Any] = Field(default_factory=dict)
+
+    _repo = field_validator("repository_url")(lambda cls, v: _check_repository_url(v))
+    _branch = field_validator("primary_branch")(lambda cls, v: _check_branch(v))
+    _settings = field_validator("settings")(lambda cls, v: _check_settings(v))
+
+
+class ProjectPatch(BaseModel):
+    model_config = STRICT_INPUT
+    name: Optional[Name] = None
+    repository_url: Optional[str] = Field(default=None, max_length=2048)
+    primary_branch: Optional[str] = Field(default=None, max_length=255)
+    settings: Optional[dict[str, Any]] = None
+
+    @field_validator("repository_url")
+    @classmethod
+    def _repo(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None else _check_repository_url(v)
+
+    @field_validator("primary_branch")
+    @classmethod
+    def _branch(cls, v: Optional[str]) -> Optional[str]:
+        return v if v is None else _check_branch(v)
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, v: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        return v if v is None else _check_settings(v)
+
+    @model_validator(mode="after")
+    def _something(self) -> "ProjectPatch":
+        if not self.model_fields_set:
+            raise ValueError("give at least one of name, repository_url, primary_branch, settings")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self
+
+
+class TaskSpec(BaseModel):
+    model_config = STRICT_INPUT
+    title: Title
+    description: LongText = ""
+    priority: Priority = 5
+
+
+MAX_TASKS_PER_RUN_CREATE = 1000
+
+
+class RunCreate(BaseModel):
+    model_config = STRICT_INPUT
+    title: Title
+    stages: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGES), min_length=1, max_length=4)
+    max_iterations: int = Field(default=3, ge=1, le=20)
+    parallelism: int = Field(default=4, ge=1, le=100)
+    canary: Optional[Canary] = None
+    ceilings: Ceilings = Field(default_factory=Ceilings)
+    deploy_gate: bool = True
+    tasks: list[TaskSpec] = Field(default_factory=list, max_length=MAX_TASKS_PER_RUN_CREATE)
+
+    @field_validator("stages")
+    @classmethod
+    def _ordered_subset(cls, stages: list[Stage]) -> list[Stage]:
+        for stage in stages:
+            if stage not in PIPELINE_STAGES:
+                raise ValueError(f"stage {stage.value!r} cannot be configured; use an ordered subset of dev, qa, sec, docs")
+        order = [PIPELINE_STAGES.index(s) for s in stages]
+        if order != sorted(set(order)):
+            raise ValueError("stages must be distinct and in pipeline order: dev, qa, sec, docs")
+        return stages
+
+
+class TaskCreate(BaseModel):
+    model_config = STRICT_INPUT
+    title: Title
+    description: LongText = ""
+    priority: Priority = 5
+
+
+class ClaimRequest(BaseModel):
+    model_config = STRICT_INPUT
+    stage: Stage
+    agent_id: Name
+    project_id: Optional[ProjectId] = None
+    run_id: Optional[str] = Field(default=None, max_length=64)
+    task_id: Optional[str] = Field(default=None, max_length=64, description="claim this task only")
+    lease_seconds: int = Field(default=900, ge=10, le=3600)
+
+
+class HeartbeatRequest(BaseModel):
+    model_config = STRICT_INPUT
+    claim_id: str = Field(min_length=1, max_length=64)
+    lease_seconds: int = Field(default=900, ge=10, le=3600)
+
+
+class AdvanceRequest(BaseModel):
+    model_config = STRICT_INPUT
+    claim_id: str = Field(min_length=1, max_length=64)
+    result: AdvanceResult
+    notes: LongText = ""
+
+
+class SetStageRequest(BaseModel):
+    model_config = STRICT_INPUT
+    stage: Stage
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class KeyCreate(BaseModel):
+    model_config = STRICT_INPUT
+    name: Name
+    principal: PrincipalKind
+    project_ids: list[ProjectId] = Field(default_factory=list, max_length=100)
+
+    @model_validator(mode="after")
+    def _scoped(self) -> "KeyCreate":
+        if self.principal != PrincipalKind.admin and not self.project_ids:
+            raise ValueError("human and agent keys need at least one project id in project_ids")
+        return self

@@ -1,0 +1,154 @@
+"""Tasks: read, claim from the queue, heartbeat, advance through the stages, set a stage by hand."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Callable, Optional
+
+from ..adapters.dynamo import BatonStore
+from ..domain import clock, pipeline
+from ..domain.auth import Action, Principal, authorize
+from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
+from ..domain.ids import is_valid_id
+from ..domain.models import (AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest, RunStatus, SetStageRequest,
+                             Stage, Task)
+from ..domain.pipeline import Transition
+from ..domain.progress import apply_deltas, counter_deltas, status_when_all_finished
+from .orchestration import Orchestrator
+
+CANDIDATES_PER_QUERY = 10
+CLAIM_ROUNDS = 5
+
+
+class TaskService:
+    def __init__(self, store: BatonStore, orchestrator: Orchestrator):
+        self.store = store
+        self.orchestrator = orchestrator
+
+    # ---- reads
+
+    def get(self, principal: Principal, task_id: str, action: Action = Action.read) -> Task:
+        task = self.store.get_task(task_id) if is_valid_id(task_id, "task") else None
+        if task is None:
+            raise NotFoundError("task not found")
+        authorize(principal, action, project_id=task.project_id, task_id=task.id, what="task")
+        return task
+
+    # ---- the one way a task changes: domain decision + audited transaction
+
+    def _commit_change(self, before: Task, after: Task, transition: Transition, actor: str, data: dict[str, Any],
+                       run_item: Optional[dict[str, Any]] = None,
+                       check_run: Optional[Callable[[dict[str, Any]], None]] = None,
+                       extra_operations: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
+        deltas = counter_deltas(transition)
+
+        def on_run(current: dict[str, Any]) -> Optional[dict[str, Any]]:
+            if check_run:
+                check_run(current)
+            if RunStatus(current["status"]) != RunStatus.running:
+                return None
+            status = status_when_all_finished(apply_deltas(current, deltas), bool(current.get("deploy_gate", True)))
+            return {"status": status.value} if status else None
+
+        return self.store.commit(
+            run_id=before.run_id, actor=actor, action=transition.action, entity=f"task:{before.id}",
+            data={"from_stage": transition.from_stage.value, "to_stage": transition.to_stage.value,
+                  "from_status": transition.from_status.value, "to_status": transition.to_status.value,
+                  "iteration": after.iteration, **data},
+            operations=[self.store.task_put_op(after, before.version), *extra_operations],
+            counters=deltas, run_item=run_item, on_run=on_run)
+
+    # ---- claim
+
+    def claim(self, principal: Principal, request: ClaimRequest) -> Optional[tuple[Task, Claim]]:
+        """Claim the best queued task at ``request.stage``; None when nothing is queued.
+
+        Candidates come from the sparse queue index (and expired leases); each is taken with a
+        conditional write on the version read, so of two claimers exactly one wins and the other
+        moves on to the next candidate.
+        """
+        task_id = principal.task_id or request.task_id
+        if task_id:
+            task = self.get(principal, task_id, Action.work)
+            return self._claim_one(principal, task, request)
+        if request.project_id:
+            authorize(principal, Action.work, project_id=request.project_id, what="project")
+            project_ids = [request.project_id]
+        elif principal.is_admin:
+            raise InvalidInputError("an admin key serves every project: give project_id to say which queue to claim from",
+                                    code="project_id_required")
+        else:
+            authorize(principal, Action.work)
+            project_ids = list(principal.project_ids)
+        if request.run_id is not None and not is_valid_id(request.run_id, "run"):
+            raise InvalidInputError("run_id is not a run id", code="invalid_id")
+        for project_id in project_ids:
+            for _round in range(CLAIM_ROUNDS):
+                now = clock.now_iso()
+                candidates = self.store.queue_candidates(project_id, request.stage.value, CANDIDATES_PER_QUERY,
+                                                         run_id=request.run_id)
+                if len(candidates) < CANDIDATES_PER_QUERY:
+                    candidates += [t for t in self.store.expired_leases(project_id, request.stage.value, now, 5)
+                                   if request.run_id is None or t.run_id == request.run_id]
+                if not candidates:
+                    break
+                for candidate in candidates:
+                    try:
+                        return self._claim_one(principal, candidate, request)
+                    except ConflictError:
+                        continue  # lost the race, or its run is not running: try the next one
+        return None
+
+    def _claim_one(self, principal: Principal, task: Task, request: ClaimRequest) -> tuple[Task, Claim]:
+        now = clock.now_iso()
+        after, transition = pipeline.claim(task, stage=request.stage, agent_id=request.agent_id,
+                                           claim_id="clm_" + secrets.token_hex(12), now=now,
+                                           lease_seconds=request.lease_seconds)
+
+        def running(current: dict[str, Any]) -> None:
+            if RunStatus(current["status"]) != RunStatus.running:
+                raise ConflictError(f"run {task.run_id} is {current['status']}; its tasks cannot be claimed",
+                                    code="run_not_running")
+
+        self._commit_change(task, after, transition, principal.actor,
+                            {"agent_id": request.agent_id, "lease_expires_at": after.lease_expires_at},
+                            check_run=running)
+        return after, Claim(claim_id=after.claim_id or "", expires_at=after.lease_expires_at or "")
+
+    # ---- heartbeat, advance, set-stage
+
+    def heartbeat(self, principal: Principal, task_id: str, request: HeartbeatRequest) -> str:
+        """Extend the lease; 409 unless ``claim_id`` holds it. Not an audit event (nothing moved)."""
+        task = self.get(principal, task_id, Action.work)
+        after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
+                                   lease_seconds=request.lease_seconds)
+        self.store.replace_task(after, task.version)
+        return after.lease_expires_at or ""
+
+    def advance(self, principal: Principal, task_id: str, request: AdvanceRequest,
+                extra_operations: tuple[dict[str, Any], ...] = ()) -> Task:
+        task = self.get(principal, task_id, Action.work)
+        pipeline.check_lease(task, request.claim_id, clock.now_iso())
+        run_item = self.store.get_run_item(task.run_id) or {}
+        after, transition = pipeline.advance(
+            task, claim_id=request.claim_id, result=request.result, stages=[Stage(s) for s in run_item["stages"]],
+            max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
+        self._commit_change(task, after, transition, principal.actor,
+                            {"result": request.result.value, "notes": request.notes[:2000],
+                             "agent_id": task.claimed_by}, run_item=run_item,
+                            extra_operations=extra_operations)
+        return after
+
+    def set_stage(self, principal: Principal, task_id: str, request: SetStageRequest) -> Task:
+        task = self.get(principal, task_id, Action.set_stage)
+        run_item = self.store.get_run_item(task.run_id) or {}
+        if RunStatus(run_item["status"]) in (RunStatus.killed, RunStatus.succeeded, RunStatus.failed):
+            raise ConflictError(f"run {task.run_id} is {run_item['status']}; its tasks cannot move",
+                                code="run_ended")
+        after, transition = pipeline.set_stage(task, stage=request.stage,
+                                               stages=[Stage(s) for s in run_item["stages"]], now=clock.now_iso())
+        if not self.orchestrator.enqueue_on_entry:
+            after = after.model_copy(update={"enqueued_at": None})
+        self._commit_change(task, after, transition, principal.actor, {"reason": request.reason},
+                            run_item=run_item)
+        return after

@@ -1,0 +1,103 @@
+"""Fixtures: moto in-process for API/service tests; moto server mode where real threads race."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Optional
+
+import pytest
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
+os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
+os.environ["BATON_TABLE"] = "baton-test"
+os.environ["BATON_STAGE"] = "test"
+os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+from moto import mock_aws  # noqa: E402
+
+from chalicelib import bootstrap  # noqa: E402
+from chalicelib.config import Settings  # noqa: E402
+from chalicelib.local.resources import create_table  # noqa: E402
+
+
+@pytest.fixture
+def aws():
+    with mock_aws():
+        settings = Settings.from_env()
+        services = bootstrap.build_services(settings)
+        create_table(services.store.client, settings.table_name)
+        bootstrap.reset_services(services)
+        yield services
+        bootstrap.reset_services(None)
+
+
+@pytest.fixture
+def services(aws):
+    return aws
+
+
+class Api:
+    """A thin JSON client over chalice.test.Client that carries a bearer key."""
+
+    def __init__(self, client: Any, key: Optional[str]):
+        self.client = client
+        self.key = key
+
+    def as_key(self, key: Optional[str]) -> "Api":
+        return Api(self.client, key)
+
+    def call(self, method: str, path: str, body: Any = None, *, raw: Optional[str] = None,
+             headers: Optional[dict[str, str]] = None):
+        all_headers = {"Content-Type": "application/json"}
+        if self.key:
+            all_headers["Authorization"] = f"Bearer {self.key}"
+        all_headers.update(headers or {})
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = getattr(self.client.http, method.lower())(path, headers=all_headers, body=payload)
+        response.data = json.loads(response.body) if response.body else None
+        return response
+
+    def get(self, path: str, **kw):
+        return self.call("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw):
+        return self.call("POST", path, body, **kw)
+
+    def patch(self, path: str, body: Any = None, **kw):
+        return self.call("PATCH", path, body, **kw)
+
+    def delete(self, path: str, **kw):
+        return self.call("DELETE", path, **kw)
+
+
+@pytest.fixture
+def admin_key(services) -> str:
+    return services.keys.bootstrap_admin()[1]
+
+
+@pytest.fixture
+def api(services, admin_key):
+    from chalice.test import Client
+
+    import app as app_module
+
+    with Client(app_module.app) as client:
+        yield Api(client, admin_key)
+
+
+@pytest.fixture
+def project(api) -> dict[str, Any]:
+    response = api.post("/projects", {"id": "demo", "name": "Demo", "repository_url": "https://example.com/demo.git"})
+    assert response.status_code == 201, response.data
+    return response.data
+
+
+def start_run(api: Api, project_id: str = "demo", tasks: int = 3, **fields) -> dict[str, Any]:
+    body = {"title": "a run", "tasks": [{"title": f"task {i}"} for i in range(tasks)], **fields}
+    response = api.post(f"/projects/{project_id}/runs", body)
+    assert response.status_code == 201, response.data
+    return response.data
