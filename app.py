@@ -1,6 +1,6 @@
-"""Baton's Chalice app: registers the blueprints and middleware; nothing else lives here."""
+"""Baton's Chalice app: registers the blueprints, middleware and event handlers; nothing else."""
 
-from chalice import Chalice, ConvertToMiddleware
+from chalice import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import keys, projects, runs, system, tasks
 from chalicelib.api.middleware import authenticate_request
@@ -12,3 +12,19 @@ app.register_middleware(authenticate_request, "http")
 
 for blueprint in (system.bp, keys.bp, projects.bp, runs.bp, tasks.bp):
     app.register_blueprint(blueprint)
+
+
+# The queue name is the local/default one; the packaged template points the event source at the
+# stack's own queue (infra/resources.yaml), with ReportBatchItemFailures switched on.
+@app.on_sqs_message(queue="baton-dispatch", batch_size=10, name="dispatch")
+def dispatch(event):
+    from chalicelib.workers import dispatch_batch
+
+    return dispatch_batch(event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")
+def sweep(event):
+    from chalicelib.workers import sweep_once
+
+    return sweep_once()
