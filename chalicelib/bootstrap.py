@@ -5,16 +5,22 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Optional
+from pathlib import Path
+from typing import Any, Optional
 
 import boto3
 from botocore.config import Config
 
 from .adapters.dynamo import BatonStore
+from .adapters.launchers import EcsLauncher, LocalLauncher
+from .adapters.stepfunctions import DispatchQueue, StepFunctions
 from .config import Settings
 from .services.api_keys import KeyService
-from .services.orchestration import Orchestrator
+from .services.approvals import ApprovalService
+from .services.dispatch import DispatchService
+from .services.outbox import Outbox
 from .services.projects import ProjectService
+from .services.roles import RoleService
 from .services.runs import RunService
 from .services.tasks import TaskService
 
@@ -28,8 +34,13 @@ class Services:
     store: BatonStore
     keys: KeyService
     projects: ProjectService
+    roles: RoleService
     runs: RunService
     tasks: TaskService
+    approvals: ApprovalService
+    outbox: Outbox
+    dispatch: DispatchService
+    launcher: Any
 
 
 _lock = threading.Lock()
@@ -40,12 +51,33 @@ def client(service: str, settings: Settings):
     return boto3.session.Session().client(service, region_name=settings.region, config=CLIENT_CONFIG)
 
 
-def build_services(settings: Settings, orchestrator: Optional[Orchestrator] = None) -> Services:
+def build_launcher(settings: Settings) -> Any:
+    if settings.launcher == "ecs":
+        return EcsLauncher(client("ecs", settings), settings.ecs_cluster, settings.ecs_task_definition,
+                           settings.ecs_subnets, settings.ecs_security_groups)
+    return LocalLauncher(Path(settings.workdir))
+
+
+def build_services(settings: Settings, launcher: Any = None) -> Services:
     store = BatonStore(client("dynamodb", settings), settings.table_name)
-    orchestrator = orchestrator or Orchestrator()
+    sfn = queue = None
+    if settings.uses_step_functions:
+        sfn = StepFunctions(client("stepfunctions", settings), settings.task_state_machine_arn,
+                            settings.run_state_machine_arn)
+        queue = DispatchQueue(client("sqs", settings), settings.dispatch_queue_url)
+    outbox = Outbox(store, sfn, queue)
+    keys = KeyService(store)
+    roles = RoleService(store)
     projects = ProjectService(store)
-    return Services(settings=settings, store=store, keys=KeyService(store), projects=projects,
-                    runs=RunService(store, projects, orchestrator), tasks=TaskService(store, orchestrator))
+    on = settings.uses_step_functions
+    runs = RunService(store, projects, roles, outbox, sfn=on)
+    tasks = TaskService(store, roles, outbox, sfn=on)
+    launcher = launcher or build_launcher(settings)
+    dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, api_url=settings.api_url,
+                               max_attempts=settings.max_attempts)
+    return Services(settings=settings, store=store, keys=keys, projects=projects, roles=roles, runs=runs,
+                    tasks=tasks, approvals=ApprovalService(store, runs), outbox=outbox, dispatch=dispatch,
+                    launcher=launcher)
 
 
 def get_services() -> Services:

@@ -1,9 +1,14 @@
-"""Settings read from the environment (set per stage in .chalice/config.json, or by the local stack)."""
+"""Settings read from the environment (set per stage in .chalice/config.json, by the deployed
+template, or by the local stack)."""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+
+def _list(name: str) -> list[str]:
+    return [v for v in os.environ.get(name, "").split(",") if v]
 
 
 @dataclass(frozen=True)
@@ -11,13 +16,44 @@ class Settings:
     stage: str
     region: str
     table_name: str
-    orchestration: str            # "stepfunctions" or "plain" (tasks claimable at once, no executions)
+    orchestration: str = "plain"          # "stepfunctions", or "plain" (claimable at once, no executions)
+    idempotency_table: str = ""
+    bucket: str = ""
+    dispatch_queue_url: str = ""
+    task_state_machine_arn: str = ""
+    run_state_machine_arn: str = ""
+    launcher: str = "local"               # "local" (subprocess) or "ecs"
+    api_url: str = ""
+    workdir: str = ".baton"
+    ecs_cluster: str = ""
+    ecs_task_definition: str = ""
+    ecs_subnets: list[str] = field(default_factory=list)
+    ecs_security_groups: list[str] = field(default_factory=list)
+    max_attempts: int = 3
+
+    @property
+    def uses_step_functions(self) -> bool:
+        return self.orchestration == "stepfunctions"
 
     @classmethod
     def from_env(cls) -> "Settings":
+        env = os.environ.get
         return cls(
-            stage=os.environ.get("BATON_STAGE", "local"),
-            region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            table_name=os.environ.get("BATON_TABLE", "baton-local"),
-            orchestration=os.environ.get("BATON_ORCHESTRATION", "plain"),
+            stage=env("BATON_STAGE", "local"),
+            region=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
+            table_name=env("BATON_TABLE", "baton-local"),
+            orchestration=env("BATON_ORCHESTRATION", "plain"),
+            idempotency_table=env("BATON_IDEMPOTENCY_TABLE", ""),
+            bucket=env("BATON_BUCKET", ""),
+            dispatch_queue_url=env("BATON_DISPATCH_QUEUE_URL", ""),
+            task_state_machine_arn=env("BATON_TASK_STATE_MACHINE_ARN", ""),
+            run_state_machine_arn=env("BATON_RUN_STATE_MACHINE_ARN", ""),
+            launcher=env("BATON_LAUNCHER", "local"),
+            api_url=env("BATON_API_URL", ""),
+            workdir=env("BATON_WORKDIR", ".baton"),
+            ecs_cluster=env("BATON_ECS_CLUSTER", ""),
+            ecs_task_definition=env("BATON_ECS_TASK_DEFINITION", ""),
+            ecs_subnets=_list("BATON_ECS_SUBNETS"),
+            ecs_security_groups=_list("BATON_ECS_SECURITY_GROUPS"),
+            max_attempts=int(env("BATON_MAX_ATTEMPTS", "3")),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -83,7 +84,7 @@ def item_to_project(item: dict[str, Any]) -> Project:
 
 
 def run_to_item(run: Run, counters: Optional[dict[str, int]] = None, event_seq: int = 0) -> dict[str, Any]:
-    body = run.model_dump(mode="json", exclude={"progress"})
+    body = {**run.model_dump(mode="json", exclude={"progress"}), "pinned_role_versions": run.pinned_role_versions}
     return {**keys.run(run.id), **keys.run_list_entry(run.project_id, run.id), "type": "run",
             **body, **(counters or {}), "event_seq": event_seq}
 
@@ -93,10 +94,16 @@ def item_to_run(item: dict[str, Any]) -> Run:
     return run.model_copy(update={"progress": progress_from_counters(item)})
 
 
+INTERNAL_TASK_FIELDS = tuple(name for name, field in Task.model_fields.items() if field.exclude)
+
+
 def task_to_item(task: Task) -> dict[str, Any]:
     item = {**keys.task(task.id), **keys.task_list_entry(task.run_id, task.id), "type": "task",
-            **task.model_dump(mode="json"), "claim_id": task.claim_id, "enqueued_at": task.enqueued_at}
-    if task.status == TaskStatus.queued and task.enqueued_at:
+            **task.model_dump(mode="json"),
+            **{name: getattr(task, name) for name in INTERNAL_TASK_FIELDS}}
+    if task.status == TaskStatus.queued and task.awaiting_start:
+        item.update(keys.start_entry(task.run_id, task.priority, task.created_at, task.id))
+    elif task.status == TaskStatus.queued and task.enqueued_at:
         item.update(keys.queue_entry(task.project_id, task.stage.value, task.priority, task.enqueued_at, task.id))
     elif task.status == TaskStatus.in_progress and task.lease_expires_at:
         item.update(keys.lease_entry(task.project_id, task.stage.value, task.lease_expires_at, task.id))
@@ -113,6 +120,27 @@ def item_to_event(item: dict[str, Any]) -> Event:
 
 def item_to_api_key(item: dict[str, Any]) -> ApiKey:
     return ApiKey(**{k: v for k, v in item.items() if k in ApiKey.model_fields})
+
+
+@dataclass
+class RunEffect:
+    """What a change does to its run besides counters: fields set or removed, more operations
+    (an approval) in the same transaction, extra event data, and outbox records (written in the
+    transaction, delivered by the caller once it succeeded)."""
+
+    set: dict[str, Any] = field(default_factory=dict)
+    remove: list[str] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=list)
+    counters: dict[str, int] = field(default_factory=dict)
+    event_data: dict[str, Any] = field(default_factory=dict)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Committed:
+    event: dict[str, Any]
+    effect: RunEffect
+    run_item: dict[str, Any]
 
 
 class Page:
@@ -215,50 +243,65 @@ class BatonStore:
     def commit(self, *, run_id: str, actor: str, action: str, entity: str, data: dict[str, Any],
                operations: Sequence[dict[str, Any]] = (), counters: Optional[dict[str, int]] = None,
                run_item: Optional[dict[str, Any]] = None,
-               on_run: Optional[Callable[[dict[str, Any]], Optional[dict[str, Any]]]] = None,
-               max_attempts: int = 25) -> dict[str, Any]:
+               on_run: Optional[Callable[[dict[str, Any]], Any]] = None,
+               max_attempts: int = 25) -> "Committed":
         """Apply ``operations`` with the run's counters and the next audit event, atomically.
 
         The event's sequence number is the run's ``event_seq + 1``, claimed by a condition on the
         run item; losing that race re-reads the run and tries again. A failed condition on one
         of ``operations`` raises ConflictError (the caller's read is stale). ``on_run`` sees the run
-        as read: it may raise to refuse (wrong status) or return fields to set on the run item,
-        such as a new status. Returns the event item written.
+        as read: it may raise to refuse (wrong status) or return a RunEffect (or a dict of fields
+        to set) that changes the run item and adds operations to the same transaction.
         """
         for _attempt in range(max_attempts):
             if run_item is None:
                 run_item = self._get(keys.run(run_id))
                 if run_item is None:
                     raise NotFoundError("run not found")
-            run_set = on_run(run_item) if on_run else None
+            effect = on_run(run_item) if on_run else None
+            if isinstance(effect, dict):
+                effect = RunEffect(set=effect)
+            effect = effect or RunEffect()
             previous = int(run_item.get("event_seq", 0))
             now = clock.now_iso()
             event = {**keys.event(run_id, previous + 1), "type": "event", "seq": previous + 1, "at": now,
-                     "actor": actor, "action": action, "entity": entity, "data": data}
+                     "actor": actor, "action": action, "entity": entity, "data": {**data, **effect.event_data}}
             update_parts = ["#seq = :seq", "#updated = :now"]
             names = {"#seq": "event_seq", "#updated": "updated_at"}
             values: dict[str, Any] = {":seq": previous + 1, ":prev": previous, ":now": now}
-            for i, (field, value) in enumerate((run_set or {}).items()):
+            for i, (field, value) in enumerate(effect.set.items()):
                 names[f"#r{i}"] = field
                 values[f":r{i}"] = value
                 update_parts.append(f"#r{i} = :r{i}")
             add_parts = []
-            for i, (counter, delta) in enumerate((counters or {}).items()):
+            all_counters = dict(counters or {})
+            for name, delta in effect.counters.items():
+                all_counters[name] = all_counters.get(name, 0) + delta
+            for i, (counter, delta) in enumerate(all_counters.items()):
                 if delta:
                     names[f"#c{i}"] = counter
                     values[f":c{i}"] = delta
                     add_parts.append(f"#c{i} :c{i}")
-            expression = "SET " + ", ".join(update_parts) + (" ADD " + ", ".join(add_parts) if add_parts else "")
+            remove_parts = []
+            for i, field in enumerate(effect.remove):
+                names[f"#d{i}"] = field
+                remove_parts.append(f"#d{i}")
+            expression = "SET " + ", ".join(update_parts)
+            if add_parts:
+                expression += " ADD " + ", ".join(add_parts)
+            if remove_parts:
+                expression += " REMOVE " + ", ".join(remove_parts)
             run_update = {"Update": {
                 "TableName": self.table, "Key": serialize(keys.run(run_id)), "UpdateExpression": expression,
                 "ConditionExpression": "#seq = :prev", "ExpressionAttributeNames": names,
                 "ExpressionAttributeValues": {k: _av(v) for k, v in values.items()}}}
-            ops = list(operations) + [run_update, self.put_op(event, "attribute_not_exists(pk)")]
+            effect_ops = list(effect.operations) + [self.outbox_put_op(r) for r in effect.outbox]
+            ops = list(operations) + effect_ops + [run_update, self.put_op(event, "attribute_not_exists(pk)")]
             try:
                 self.transact(ops)
-                return event
+                return Committed(event=event, effect=effect, run_item=run_item)
             except TransactionCancelled as cancelled:
-                for index in range(len(operations)):
+                for index in range(len(operations) + len(effect_ops)):
                     if cancelled.reasons[index] == "ConditionalCheckFailed":
                         raise ConflictError("the item changed since it was read; read it again and retry",
                                             code="stale_version") from None
@@ -338,10 +381,10 @@ class BatonStore:
                                               filters=filters or None, names=GSI1_NAMES)
         return Page([item_to_task(i) for i in items], next_cursor)
 
-    def replace_task(self, task: Task, expected_version: int) -> None:
-        """A single-item change that needs no audit event (a lease extension)."""
+    def replace_task(self, task: Task, expected_version: int, operations: Sequence[dict[str, Any]] = ()) -> None:
+        """A change that needs no audit event (a lease extension), with any outbox records."""
         try:
-            self.transact([self.task_put_op(task, expected_version)])
+            self.transact([self.task_put_op(task, expected_version), *operations])
         except TransactionCancelled:
             raise ConflictError("the task changed since it was read; read it again and retry",
                                 code="stale_version") from None
@@ -387,6 +430,12 @@ class BatonStore:
                 "key_hash": key_hash, **api_key.model_dump(mode="json")}
         self.transact([self.put_op(item, "attribute_not_exists(pk)")])
 
+    def create_job_token(self, key_hash: str, api_key: ApiKey, *, task_id: str, job_id: str, expires_at: str) -> None:
+        item = {**keys.api_key(key_hash), "type": "job_token", "key_hash": key_hash, **api_key.model_dump(mode="json"),
+                "task_id": task_id, "job_id": job_id, "expires_at": expires_at,
+                "expires_at_epoch": int(clock.parse_iso(expires_at).timestamp()) + 86_400}
+        self.transact([self.put_op(item, "attribute_not_exists(pk)")])
+
     def get_api_key(self, key_hash: str) -> Optional[dict[str, Any]]:
         return self._get(keys.api_key(key_hash))
 
@@ -412,4 +461,105 @@ class BatonStore:
             ExpressionAttributeValues={":t": _av(revoked_at)})
 
 
-__all__ = ["BatonStore", "Page", "TransactionCancelled", "TOTAL_COUNTER", "serialize", "deserialize"]
+    # ---- orchestration: tasks waiting to start, stage jobs, outbox, approvals
+
+    def tasks_awaiting_start(self, run_id: str, limit: int) -> list[Task]:
+        items, _ = self._query_page(index="gsi2", partition_name="gsi2pk", partition=keys.start_partition(run_id),
+                                    limit=limit, cursor=None)
+        return [item_to_task(i) for i in items]
+
+    def job_put_op(self, job: dict[str, Any]) -> dict[str, Any]:
+        item = {**keys.job(job["task_id"], job["dispatch"]), "type": "job", **job}
+        return self.put_op(item, "attribute_not_exists(pk)")
+
+    def get_job(self, task_id: str, dispatch_seq: int) -> Optional[dict[str, Any]]:
+        return self._get(keys.job(task_id, dispatch_seq))
+
+    def update_job(self, task_id: str, dispatch_seq: int, fields: dict[str, Any]) -> None:
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":f{i}": _av(v) for i, v in enumerate(fields.values())}
+        self.client.update_item(TableName=self.table, Key=serialize(keys.job(task_id, dispatch_seq)),
+                                UpdateExpression="SET " + ", ".join(f"#f{i} = :f{i}" for i in range(len(fields))),
+                                ConditionExpression="attribute_exists(pk)", ExpressionAttributeNames=names,
+                                ExpressionAttributeValues=values)
+
+    def list_jobs(self, task_id: str) -> list[dict[str, Any]]:
+        response = self.client.query(
+            TableName=self.table, ConsistentRead=True,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": _av(keys.task_partition(task_id)), ":s": _av(keys.JOB_PREFIX)})
+        return [deserialize(i) for i in response.get("Items", [])]
+
+    def outbox_put_op(self, record: dict[str, Any]) -> dict[str, Any]:
+        item = {**keys.outbox(record["id"]), **keys.outbox_entry(record["created_at"], record["id"]),
+                "type": "outbox", **record}
+        return self.put_op(item, "attribute_not_exists(pk)")
+
+    def get_outbox(self, record_id: str) -> Optional[dict[str, Any]]:
+        return self._get(keys.outbox(record_id))
+
+    def pending_outbox(self, limit: int) -> list[dict[str, Any]]:
+        items, _ = self._query_page(index="gsi3", partition_name="gsi3pk", partition=keys.OUTBOX_PARTITION,
+                                    limit=limit, cursor=None)
+        return items
+
+    def delete_outbox(self, record_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=serialize(keys.outbox(record_id)))
+
+    def approval_put_op(self, approval: dict[str, Any], condition: Optional[str] = None,
+                        values: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        item = {**keys.approval(approval["run_id"], approval["gate"]), "type": "approval", **approval}
+        return self.put_op(item, condition or "attribute_not_exists(pk)", values)
+
+    def get_approval(self, run_id: str, gate: str) -> Optional[dict[str, Any]]:
+        return self._get(keys.approval(run_id, gate))
+
+    def list_approvals(self, run_id: str) -> list[dict[str, Any]]:
+        response = self.client.query(
+            TableName=self.table, ConsistentRead=True,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": _av(keys.run(run_id)["pk"]), ":s": _av(keys.APPROVAL_PREFIX)})
+        return [deserialize(i) for i in response.get("Items", [])]
+
+    # ---- role configs: immutable versions plus an ACTIVE copy
+
+    def get_active_role(self, role: str) -> Optional[dict[str, Any]]:
+        return self._get(keys.role_active(role))
+
+    def get_role_version(self, role: str, version: int) -> Optional[dict[str, Any]]:
+        return self._get(keys.role_version(role, version))
+
+    def get_active_roles(self, roles: Sequence[str]) -> dict[str, dict[str, Any]]:
+        request = {self.table: {"Keys": [serialize(keys.role_active(r)) for r in roles], "ConsistentRead": True}}
+        found: dict[str, dict[str, Any]] = {}
+        while request:
+            response = self.client.batch_get_item(RequestItems=request)
+            for raw in response["Responses"].get(self.table, []):
+                item = deserialize(raw)
+                found[item["role"]] = item
+            request = response.get("UnprocessedKeys") or None
+        return found
+
+    def put_role_version(self, config: dict[str, Any], previous_version: Optional[int]) -> None:
+        """Write version N and move ACTIVE to it, unless someone else published N first."""
+        version_item = {**keys.role_version(config["role"], config["version"]), "type": "role_version", **config}
+        active_item = {**keys.role_active(config["role"]), "type": "role_active", **config}
+        if previous_version is None:
+            active = self.put_op(active_item, "attribute_not_exists(pk)")
+        else:
+            active = self.put_op(active_item, "version = :v", {":v": previous_version})
+        try:
+            self.transact([self.put_op(version_item, "attribute_not_exists(pk)"), active])
+        except TransactionCancelled:
+            raise ConflictError(f"role {config['role']} was changed at the same time; read it and retry",
+                                code="stale_version") from None
+
+    def list_role_versions(self, role: str) -> list[dict[str, Any]]:
+        response = self.client.query(
+            TableName=self.table, ConsistentRead=True, ScanIndexForward=False,
+            KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+            ExpressionAttributeValues={":p": _av(keys.role_active(role)["pk"]), ":s": _av(keys.ROLE_VERSION_PREFIX)})
+        return [deserialize(i) for i in response.get("Items", [])]
+
+
+__all__ = ["BatonStore", "Committed", "Page", "RunEffect", "TransactionCancelled", "TOTAL_COUNTER", "serialize", "deserialize"]

@@ -84,3 +84,49 @@ KEYS_PARTITION = "KEYS"
 
 def api_key_list_entry(key_id: str) -> dict[str, str]:
     return {"gsi1pk": KEYS_PARTITION, "gsi1sk": f"KEY#{key_id}"}
+
+
+def start_entry(run_id: str, priority: int, created_at: str, task_id: str) -> dict[str, str]:
+    """Tasks written but not yet started (Step Functions mode), in the order they should start."""
+    return {"gsi2pk": start_partition(run_id), "gsi2sk": f"{10 - priority:02d}#{created_at}#{task_id}"}
+
+
+def start_partition(run_id: str) -> str:
+    return f"START#{run_id}"
+
+
+def job(task_id: str, dispatch_seq: int) -> dict[str, str]:
+    return {"pk": f"TASK#{task_id}", "sk": f"JOB#{dispatch_seq:06d}"}
+
+
+JOB_PREFIX = "JOB#"
+
+
+def approval(run_id: str, gate: str) -> dict[str, str]:
+    return {"pk": f"RUN#{run_id}", "sk": f"APPROVAL#{gate}"}
+
+
+APPROVAL_PREFIX = "APPROVAL#"
+
+
+def outbox(record_id: str) -> dict[str, str]:
+    return {"pk": f"OUTBOX#{record_id}", "sk": META}
+
+
+OUTBOX_PARTITION = "OUTBOX"
+
+
+def outbox_entry(created_at: str, record_id: str) -> dict[str, str]:
+    """Pending callbacks, oldest first, for the sweeper (sparse: deleted once delivered)."""
+    return {"gsi3pk": OUTBOX_PARTITION, "gsi3sk": f"{created_at}#{record_id}"}
+
+
+def role_version(role: str, version: int) -> dict[str, str]:
+    return {"pk": f"ROLE#{role}", "sk": f"V#{version:06d}"}
+
+
+def role_active(role: str) -> dict[str, str]:
+    return {"pk": f"ROLE#{role}", "sk": "ACTIVE"}
+
+
+ROLE_VERSION_PREFIX = "V#"

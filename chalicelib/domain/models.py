@@ -176,6 +176,8 @@ class Run(BaseModel):
     deploy_gate: bool = True
     pinned_roles: dict[str, str] = Field(default_factory=dict)
     progress: Optional[Progress] = None
+    release_task_id: Optional[str] = None
+    pinned_role_versions: dict[str, int] = Field(default_factory=dict, exclude=True)
     created_at: str
     created_by: str
     updated_at: str
@@ -199,9 +201,16 @@ class Task(BaseModel):
     version: int = 1
     created_at: str
     updated_at: str
-    # Held only by the server: the claim id is the claimant's capability to write.
+    # Held only by the server, never returned: the claim id is the claimant's capability to
+    # write; the Step Functions token belongs to the stage job being waited for.
     claim_id: Optional[str] = Field(default=None, exclude=True)
     enqueued_at: Optional[str] = Field(default=None, exclude=True)
+    awaiting_start: bool = Field(default=False, exclude=True)
+    started: bool = Field(default=False, exclude=True)
+    dispatch_seq: int = Field(default=0, exclude=True)
+    attempt: int = Field(default=0, exclude=True)
+    job_id: Optional[str] = Field(default=None, exclude=True)
+    sfn_token: Optional[str] = Field(default=None, exclude=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -225,6 +234,36 @@ class ApiKey(BaseModel):
     created_at: str
     created_by: str = ""
     revoked_at: Optional[str] = None
+
+
+class ApprovalDecision(str, Enum):
+    approve = "approve"
+    reject = "reject"
+
+
+class ApprovalStatus(str, Enum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Approval(BaseModel):
+    gate: str
+    status: ApprovalStatus
+    requested_at: str
+    decided_by: Optional[str] = None
+    decided_at: Optional[str] = None
+    decision: Optional[ApprovalDecision] = None
+    comment: Optional[str] = None
+
+
+class ApprovalRequest(BaseModel):
+    model_config = STRICT_INPUT
+    decision: ApprovalDecision
+    comment: str = Field(default="", max_length=2000)
+
+
+GATES = ("deploy",)
 
 
 class Claim(BaseModel):

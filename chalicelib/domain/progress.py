@@ -57,11 +57,13 @@ def apply_deltas(item: Mapping[str, object], deltas: Mapping[str, int]) -> dict[
     return after
 
 
-def status_when_all_finished(item: Mapping[str, object], deploy_gate: bool) -> Optional[RunStatus]:
+def status_when_all_finished(item: Mapping[str, object], deploy_gate: bool,
+                             released: bool = False) -> Optional[RunStatus]:
     """The run's next status once every task ended, or None while some are still open.
 
-    Any failed task fails the run (nothing ships with a known failure); otherwise the run waits
-    for the deploy approval, or succeeds at once when it has no deploy gate.
+    Any failed task fails the run (nothing ships with a known failure), as does a run whose
+    tasks were all cancelled; otherwise the run waits for the deploy approval, or succeeds at once
+    when it has no deploy gate or its release task (created by the approval) is done.
     """
     if not all_tasks_finished(item):
         return None
@@ -70,4 +72,10 @@ def status_when_all_finished(item: Mapping[str, object], deploy_gate: bool) -> O
         return RunStatus.failed
     if progress.by_status[TaskStatus.done.value] == 0:
         return RunStatus.failed
-    return RunStatus.awaiting_approval if deploy_gate else RunStatus.succeeded
+    if released or not deploy_gate:
+        return RunStatus.succeeded
+    return RunStatus.awaiting_approval
+
+
+RUN_OUTCOME = {RunStatus.awaiting_approval: "approval", RunStatus.succeeded: "succeeded",
+               RunStatus.failed: "failed", RunStatus.killed: "failed"}

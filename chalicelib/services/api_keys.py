@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Optional
+from typing import Any, Optional
 
 from ..adapters.dynamo import BatonStore, Page
 from ..domain import clock
@@ -40,6 +40,15 @@ class KeyService:
     def create(self, principal: Principal, request: KeyCreate) -> tuple[ApiKey, str]:
         authorize(principal, Action.manage_keys)
         return self.issue(request, principal.actor)
+
+    def issue_job_token(self, task: Any, job_id: str, expires_at: str) -> tuple[ApiKey, str]:
+        """A key for one dispatched job: an agent of the task's project, valid only for that task
+        and only until the job's time limit. Not listed with the keys (it has no list entry)."""
+        key = KEY_PREFIX + secrets.token_urlsafe(32)
+        api_key = ApiKey(id=new_id("key"), name=f"job:{job_id}", principal=PrincipalKind.agent,
+                         project_ids=[task.project_id], created_at=clock.now_iso(), created_by="dispatcher")
+        self.store.create_job_token(hash_key(key), api_key, task_id=task.id, job_id=job_id, expires_at=expires_at)
+        return api_key, key
 
     def bootstrap_admin(self, name: str = "bootstrap-admin") -> tuple[ApiKey, str]:
         """The first admin key, made by an operator command rather than through the API."""

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from ..adapters.dynamo import BatonStore, Page, item_to_run
 from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Task, TaskCreate, TaskSource,
+from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Stage, Task, TaskCreate, TaskSource,
                              TaskStatus, TERMINAL_RUN_STATUSES)
 from ..domain.progress import apply_deltas, counter_deltas, new_task_deltas, progress_from_counters
-from .orchestration import Orchestrator
+from . import lifecycle, outbox
+from .outbox import Outbox
 from .projects import ProjectService
+from .roles import RoleService
 
-CANCEL_CHUNK = 40
+CANCEL_CHUNK = 25
 
 
 def new_task(run: Run, *, title: str, description: str, priority: int, source: TaskSource,
-             parent_task_id: Optional[str], now: str, enqueue: bool) -> Task:
+             parent_task_id: Optional[str], now: str, sfn: bool) -> Task:
+    """A task at its first stage: claimable at once in plain mode; in Step Functions mode it
+    waits for a parallelism slot, then for its stage job to be dispatched."""
+    stage = Stage.cicd if source == TaskSource.release else pipeline.first_stage(run.stages)
     return Task(id=new_id("task"), run_id=run.id, project_id=run.project_id, title=title,
-                description=description, priority=priority, stage=pipeline.first_stage(run.stages),
+                description=description, priority=priority, stage=stage,
                 status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
-                created_at=now, updated_at=now, enqueued_at=now if enqueue else None)
+                created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn)
 
 
 def require_open_run(run_item: dict[str, Any]) -> None:
@@ -33,10 +38,13 @@ def require_open_run(run_item: dict[str, Any]) -> None:
 
 
 class RunService:
-    def __init__(self, store: BatonStore, projects: ProjectService, orchestrator: Orchestrator):
+    def __init__(self, store: BatonStore, projects: ProjectService, roles: RoleService, outbox_: Outbox, *,
+                 sfn: bool):
         self.store = store
         self.projects = projects
-        self.orchestrator = orchestrator
+        self.roles = roles
+        self.outbox = outbox_
+        self.sfn = sfn
 
     # ---- reads
 
@@ -76,47 +84,70 @@ class RunService:
             raise RuleViolationError(f"{len(request.tasks)} tasks exceed the run's ceiling max_tasks="
                                      f"{ceilings.max_tasks}", code="ceiling_exceeded")
         now = clock.now_iso()
+        pinned = self.roles.active_all()
         run = Run(id=new_id("run"), project_id=project_id, title=request.title, status=RunStatus.pending,
                   stages=request.stages, max_iterations=request.max_iterations, parallelism=request.parallelism,
                   canary=request.canary, ceilings=ceilings, deploy_gate=request.deploy_gate,
+                  pinned_roles={r.value: c.digest for r, c in pinned.items()},
+                  pinned_role_versions={r.value: c.version for r, c in pinned.items()},
                   created_at=now, created_by=principal.actor, updated_at=now)
-        enqueue = self.orchestrator.enqueue_on_entry
         tasks = [new_task(run, title=t.title, description=t.description, priority=t.priority,
-                          source=TaskSource.manual, parent_task_id=None, now=now, enqueue=enqueue)
+                          source=TaskSource.manual, parent_task_id=None, now=now, sfn=self.sfn)
                  for t in request.tasks]
         counters = new_task_deltas(pipeline.first_stage(run.stages), TaskStatus.queued, len(tasks)) if tasks else {}
         self.store.create_run(run, tasks, counters, principal.actor)
-        # Every task is written: the run starts. An empty run waits for tasks to be added.
+        # Every task is written: the run starts (its execution, and the first tasks up to parallelism).
+        records = []
+        if self.sfn:
+            records = [outbox.record("start", machine="run", name=run.id, input={"run_id": run.id}),
+                       lifecycle.fill_request(run.id)]
         self.store.commit(run_id=run.id, actor=principal.actor, action="run.started", entity=f"run:{run.id}",
-                          data={"tasks": len(tasks)},
+                          data={"tasks": len(tasks), "pinned_roles": run.pinned_roles},
+                          operations=self.outbox.operations(records),
                           on_run=lambda item: {"status": RunStatus.running.value})
-        run = item_to_run(self.store.get_run_item(run.id) or {})
-        self.orchestrator.run_started(run)
-        self.orchestrator.tasks_entered(run, tasks)
-        return run
+        self.outbox.deliver(records)
+        return item_to_run(self.store.get_run_item(run.id) or {})
 
     def add_task(self, principal: Principal, run_id: str, request: TaskCreate, *,
                  source: TaskSource = TaskSource.manual, parent_task_id: Optional[str] = None,
                  action: Action = Action.manage_project) -> Task:
         item = self.run_item(principal, run_id, action)
         require_open_run(item)
+        if item.get("release_task_id"):
+            raise ConflictError(f"run {run_id} passed its deploy gate; start a new run for more work",
+                                code="run_released")
+        task, committed = self.create_task(item, title=request.title, description=request.description,
+                                           priority=request.priority, source=source, parent_task_id=parent_task_id,
+                                           actor=principal.actor)
+        return task
+
+    def create_task(self, item: dict[str, Any], *, title: str, description: str, priority: int,
+                    source: TaskSource, parent_task_id: Optional[str], actor: str,
+                    operations: tuple[dict[str, Any], ...] = (),
+                    run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
+                    check_run: Optional[Callable[[dict[str, Any]], None]] = None) -> tuple[Task, Any]:
+        """Write one task into its run (counters, event, and a fill request), in one transaction."""
         run = item_to_run(item)
-        task = new_task(run, title=request.title, description=request.description, priority=request.priority,
-                        source=source, parent_task_id=parent_task_id, now=clock.now_iso(),
-                        enqueue=self.orchestrator.enqueue_on_entry)
+        task = new_task(run, title=title, description=description, priority=priority, source=source,
+                        parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
         deltas = new_task_deltas(task.stage, task.status)
+        records = [lifecycle.fill_request(run.id)] if self.sfn else []
 
         def reopen(current: dict[str, Any]) -> dict[str, Any]:
-            require_open_run(current)
-            return {"status": RunStatus.running.value}
+            if check_run:
+                check_run(current)
+            else:
+                require_open_run(current)
+            return {"status": RunStatus.running.value, **(run_set_fn(current, task.id) if run_set_fn else {})}
 
-        self.store.commit(run_id=run_id, actor=principal.actor, action="task.created", entity=f"task:{task.id}",
-                          data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
-                                "priority": task.priority},
-                          operations=[self.store.task_put_op(task, None)], counters=deltas, run_item=item,
-                          on_run=reopen)
-        self.orchestrator.tasks_entered(run, [task])
-        return task
+        committed = self.store.commit(
+            run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
+            data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
+                  "priority": task.priority, "stage": task.stage.value},
+            operations=[self.store.task_put_op(task, None), *operations, *self.outbox.operations(records)],
+            counters=deltas, run_item=item, on_run=reopen)
+        self.outbox.deliver(records)
+        return task, committed
 
     def kill(self, principal: Principal, run_id: str) -> Run:
         """Soft kill: the run becomes ``killed`` and its open tasks ``cancelled``; nothing is deleted."""
@@ -131,12 +162,16 @@ class RunService:
                     raise ConflictError(f"run {run_id} ended while it was being killed", code="run_ended")
                 return {"status": RunStatus.killed.value}
 
+            records = []
+            if self.sfn and self.outbox.sfn:
+                records = [outbox.record("stop", arn=self.outbox.sfn.run_execution_arn(run_id),
+                                         cause=f"run killed by {principal.actor}")]
             self.store.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
-                              data={"previous_status": status.value}, run_item=item, on_run=mark_killed)
+                              data={"previous_status": status.value}, run_item=item, on_run=mark_killed,
+                              operations=self.outbox.operations(records))
+            self.outbox.deliver(records)
         self._cancel_open_tasks(run_id, principal.actor)
-        run = item_to_run(self.store.get_run_item(run_id) or item)
-        self.orchestrator.run_killed(run)
-        return run
+        return item_to_run(self.store.get_run_item(run_id) or item)
 
     def _cancel_open_tasks(self, run_id: str, actor: str) -> None:
         open_tasks = [t for t in self.store.iter_run_tasks(run_id) if not t.is_terminal]
@@ -148,15 +183,24 @@ class RunService:
                 if not changes:
                     break
                 deltas: dict[str, int] = {}
-                for _, transition in changes:
+                records = []
+                for after, transition in changes:
                     for name, delta in counter_deltas(transition).items():
                         deltas[name] = deltas.get(name, 0) + delta
+                    if after.started:
+                        deltas[lifecycle.ACTIVE_COUNTER] = deltas.get(lifecycle.ACTIVE_COUNTER, 0) - 1
+                        if self.outbox.sfn:
+                            records.append(outbox.record("stop", arn=self.outbox.sfn.task_execution_arn(after.id),
+                                                         cause="run killed"))
+                changes = [(after.model_copy(update={"sfn_token": None}), t) for after, t in changes]
                 try:
                     self.store.commit(
                         run_id=run_id, actor=actor, action="tasks.cancelled", entity=f"run:{run_id}",
                         data={"task_ids": [after.id for after, _ in changes]},
-                        operations=[self.store.task_put_op(after, after.version - 1) for after, _ in changes],
+                        operations=[*(self.store.task_put_op(after, after.version - 1) for after, _ in changes),
+                                    *self.outbox.operations(records)],
                         counters=deltas)
+                    self.outbox.deliver(records)
                     break
                 except ConflictError:
                     # An agent moved one of them meanwhile: read them again and retry the chunk.

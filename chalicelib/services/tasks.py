@@ -5,25 +5,35 @@ from __future__ import annotations
 import secrets
 from typing import Any, Callable, Optional
 
-from ..adapters.dynamo import BatonStore
+from ..adapters.dynamo import BatonStore, Committed
 from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
 from ..domain.ids import is_valid_id
 from ..domain.models import (AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest, RunStatus, SetStageRequest,
-                             Stage, Task)
+                             Stage, Task, TaskSource)
 from ..domain.pipeline import Transition
-from ..domain.progress import apply_deltas, counter_deltas, status_when_all_finished
-from .orchestration import Orchestrator
+from . import lifecycle, outbox
+from .outbox import Outbox
+from .roles import RoleService
 
 CANDIDATES_PER_QUERY = 10
 CLAIM_ROUNDS = 5
 
 
+def task_stages(task: Task, run_item: dict[str, Any]) -> list[Stage]:
+    """The stages a task walks: the run's, or the single ``cicd`` stage of its release task."""
+    if task.source == TaskSource.release:
+        return [Stage.cicd]
+    return [Stage(s) for s in run_item["stages"]]
+
+
 class TaskService:
-    def __init__(self, store: BatonStore, orchestrator: Orchestrator):
+    def __init__(self, store: BatonStore, roles: RoleService, outbox_: Outbox, *, sfn: bool):
         self.store = store
-        self.orchestrator = orchestrator
+        self.roles = roles
+        self.outbox = outbox_
+        self.sfn = sfn
 
     # ---- reads
 
@@ -34,29 +44,45 @@ class TaskService:
         authorize(principal, action, project_id=task.project_id, task_id=task.id, what="task")
         return task
 
-    # ---- the one way a task changes: domain decision + audited transaction
+    # ---- the one way a task changes: domain decision + audited transaction + callbacks
 
-    def _commit_change(self, before: Task, after: Task, transition: Transition, actor: str, data: dict[str, Any],
-                       run_item: Optional[dict[str, Any]] = None,
-                       check_run: Optional[Callable[[dict[str, Any]], None]] = None,
-                       extra_operations: tuple[dict[str, Any], ...] = ()) -> dict[str, Any]:
-        deltas = counter_deltas(transition)
+    def timing_for(self, run_item: dict[str, Any]) -> lifecycle.Timing:
+        def timing(stage: Stage) -> tuple[int, int]:
+            config = self.roles.pinned_for_stage(run_item, stage)
+            return config.heartbeat_seconds, config.timeout_seconds
+        return timing
 
-        def on_run(current: dict[str, Any]) -> Optional[dict[str, Any]]:
+    def commit_change(self, before: Task, after: Task, transition: Transition, actor: str, data: dict[str, Any],
+                      run_item: Optional[dict[str, Any]] = None,
+                      check_run: Optional[Callable[[dict[str, Any]], None]] = None,
+                      extra_operations: tuple[dict[str, Any], ...] = ()) -> tuple[Task, Committed]:
+        run_item = run_item or self.store.get_run_item(before.run_id) or {}
+        after, records = lifecycle.answer_stage_job(before, after, self.timing_for(run_item))
+        effect_of = lifecycle.run_effect(before, after, transition, sfn=self.sfn,
+                                         store_approval_op=self._approval_op)
+
+        def on_run(current: dict[str, Any]):
             if check_run:
                 check_run(current)
-            if RunStatus(current["status"]) != RunStatus.running:
-                return None
-            status = status_when_all_finished(apply_deltas(current, deltas), bool(current.get("deploy_gate", True)))
-            return {"status": status.value} if status else None
+            return effect_of(current)
 
-        return self.store.commit(
+        committed = self.store.commit(
             run_id=before.run_id, actor=actor, action=transition.action, entity=f"task:{before.id}",
             data={"from_stage": transition.from_stage.value, "to_stage": transition.to_stage.value,
                   "from_status": transition.from_status.value, "to_status": transition.to_status.value,
                   "iteration": after.iteration, **data},
-            operations=[self.store.task_put_op(after, before.version), *extra_operations],
-            counters=deltas, run_item=run_item, on_run=on_run)
+            operations=[self.store.task_put_op(after, before.version), *extra_operations,
+                        *self.outbox.operations(records)],
+            counters=lifecycle.counter_deltas(transition), run_item=run_item, on_run=on_run)
+        self.outbox.deliver(records + committed.effect.outbox)
+        return after, committed
+
+    def _approval_op(self, approval: dict[str, Any]) -> dict[str, Any]:
+        """Open the gate; a gate already pending (the run was reopened by a new task) stays open."""
+        op = self.store.approval_put_op(approval, "attribute_not_exists(pk) OR #st = :pending",
+                                        {":pending": "pending"})
+        op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        return op
 
     # ---- claim
 
@@ -70,13 +96,16 @@ class TaskService:
         task_id = principal.task_id or request.task_id
         if task_id:
             task = self.get(principal, task_id, Action.work)
+            if not pipeline.is_claimable(task, request.stage, clock.now_iso()) or \
+                    (self.sfn and not task.enqueued_at and task.status.value == "queued"):
+                return None
             return self._claim_one(principal, task, request)
         if request.project_id:
             authorize(principal, Action.work, project_id=request.project_id, what="project")
             project_ids = [request.project_id]
         elif principal.is_admin:
-            raise InvalidInputError("an admin key serves every project: give project_id to say which queue to claim from",
-                                    code="project_id_required")
+            raise InvalidInputError("an admin key serves every project: give project_id to say which queue "
+                                    "to claim from", code="project_id_required")
         else:
             authorize(principal, Action.work)
             project_ids = list(principal.project_ids)
@@ -110,33 +139,39 @@ class TaskService:
                 raise ConflictError(f"run {task.run_id} is {current['status']}; its tasks cannot be claimed",
                                     code="run_not_running")
 
-        self._commit_change(task, after, transition, principal.actor,
-                            {"agent_id": request.agent_id, "lease_expires_at": after.lease_expires_at},
-                            check_run=running)
+        after, _ = self.commit_change(task, after, transition, principal.actor,
+                                      {"agent_id": request.agent_id, "lease_expires_at": after.lease_expires_at},
+                                      check_run=running)
         return after, Claim(claim_id=after.claim_id or "", expires_at=after.lease_expires_at or "")
 
     # ---- heartbeat, advance, set-stage
 
     def heartbeat(self, principal: Principal, task_id: str, request: HeartbeatRequest) -> str:
-        """Extend the lease; 409 unless ``claim_id`` holds it. Not an audit event (nothing moved)."""
+        """Extend the lease (and the stage job's heartbeat); 409 unless ``claim_id`` holds it.
+        Not an audit event: nothing moved."""
         task = self.get(principal, task_id, Action.work)
         after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
                                    lease_seconds=request.lease_seconds)
-        self.store.replace_task(after, task.version)
+        records = [outbox.record("task_heartbeat", token=task.sfn_token)] if task.sfn_token else []
+        self.store.replace_task(after, task.version, self.outbox.operations(records))
+        self.outbox.deliver(records)
         return after.lease_expires_at or ""
 
     def advance(self, principal: Principal, task_id: str, request: AdvanceRequest,
-                extra_operations: tuple[dict[str, Any], ...] = ()) -> Task:
+                extra_operations: tuple[dict[str, Any], ...] = (),
+                check: Optional[Callable[[Task, dict[str, Any]], None]] = None) -> Task:
         task = self.get(principal, task_id, Action.work)
         pipeline.check_lease(task, request.claim_id, clock.now_iso())
         run_item = self.store.get_run_item(task.run_id) or {}
+        if check:
+            check(task, run_item)
         after, transition = pipeline.advance(
-            task, claim_id=request.claim_id, result=request.result, stages=[Stage(s) for s in run_item["stages"]],
+            task, claim_id=request.claim_id, result=request.result, stages=task_stages(task, run_item),
             max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
-        self._commit_change(task, after, transition, principal.actor,
-                            {"result": request.result.value, "notes": request.notes[:2000],
-                             "agent_id": task.claimed_by}, run_item=run_item,
-                            extra_operations=extra_operations)
+        after, _ = self.commit_change(task, after, transition, principal.actor,
+                                      {"result": request.result.value, "notes": request.notes[:2000],
+                                       "agent_id": task.claimed_by}, run_item=run_item,
+                                      extra_operations=extra_operations)
         return after
 
     def set_stage(self, principal: Principal, task_id: str, request: SetStageRequest) -> Task:
@@ -145,10 +180,13 @@ class TaskService:
         if RunStatus(run_item["status"]) in (RunStatus.killed, RunStatus.succeeded, RunStatus.failed):
             raise ConflictError(f"run {task.run_id} is {run_item['status']}; its tasks cannot move",
                                 code="run_ended")
-        after, transition = pipeline.set_stage(task, stage=request.stage,
-                                               stages=[Stage(s) for s in run_item["stages"]], now=clock.now_iso())
-        if not self.orchestrator.enqueue_on_entry:
-            after = after.model_copy(update={"enqueued_at": None})
-        self._commit_change(task, after, transition, principal.actor, {"reason": request.reason},
-                            run_item=run_item)
+        if task.is_terminal and self.sfn:
+            raise ConflictError(f"task {task.id} already ended {task.status.value}; add a new task instead",
+                                code="task_ended")
+        after, transition = pipeline.set_stage(task, stage=request.stage, stages=task_stages(task, run_item),
+                                               now=clock.now_iso())
+        if self.sfn:
+            after = after.model_copy(update={"enqueued_at": None})  # claimable once the new stage is dispatched
+        after, _ = self.commit_change(task, after, transition, principal.actor, {"reason": request.reason},
+                                      run_item=run_item)
         return after

@@ -1,0 +1,85 @@
+"""Approval gates: a human approves or rejects the run's deploy.
+
+Approving creates the run's release task (stage ``cicd``) in the same transaction and answers the
+run execution waiting on the gate; rejecting fails the run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..adapters.dynamo import BatonStore, RunEffect
+from ..domain import clock
+from ..domain.auth import Action, Principal, authorize
+from ..domain.errors import ConflictError, NotFoundError
+from ..domain.models import (GATES, Approval, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus,
+                             TaskSource)
+from ..domain.progress import RUN_OUTCOME
+from . import outbox
+from .lifecycle import answer_run_wait
+from .runs import RunService
+
+
+def to_approval(item: dict[str, Any]) -> Approval:
+    return Approval(**{k: v for k, v in item.items() if k in Approval.model_fields})
+
+
+class ApprovalService:
+    def __init__(self, store: BatonStore, runs: RunService):
+        self.store = store
+        self.runs = runs
+
+    def list(self, principal: Principal, run_id: str) -> list[Approval]:
+        self.runs.run_item(principal, run_id)
+        return [to_approval(i) for i in self.store.list_approvals(run_id)]
+
+    def decide(self, principal: Principal, run_id: str, gate: str, request: ApprovalRequest) -> Approval:
+        item = self.runs.run_item(principal, run_id, Action.decide_approval)
+        if gate not in GATES:
+            raise NotFoundError(f"gate {gate!r} does not exist; gates are {', '.join(GATES)}")
+        current = self.store.get_approval(run_id, gate)
+        if current is None or current["status"] != ApprovalStatus.pending.value:
+            state = "not requested yet" if current is None else current["status"]
+            raise ConflictError(f"the {gate} gate of run {run_id} is {state}; only a pending gate can be decided",
+                                code="gate_not_pending")
+        approve = request.decision == ApprovalDecision.approve
+        now = clock.now_iso()
+        decided = {**{k: v for k, v in current.items() if k not in ("pk", "sk", "type", "token")},
+                   "status": (ApprovalStatus.approved if approve else ApprovalStatus.rejected).value,
+                   "decision": request.decision.value, "decided_by": principal.actor, "decided_at": now,
+                   "comment": request.comment}
+        approval_op = self.store.approval_put_op(decided, "#st = :pending", {":pending": "pending"})
+        approval_op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        records = []
+        if current.get("token"):
+            records.append(outbox.record("task_success", token=current["token"],
+                                         output={"next": "release" if approve else "rejected"}))
+        operations = (approval_op, *self.runs.outbox.operations(records))
+
+        def awaiting(run: dict[str, Any]) -> None:
+            if RunStatus(run["status"]) != RunStatus.awaiting_approval:
+                raise ConflictError(f"run {run_id} is {run['status']}, not awaiting approval", code="run_not_waiting")
+
+        if approve:
+            task, committed = self.runs.create_task(
+                item, title=f"Release: {item['title']}"[:200], description=f"Deploy the work of run {run_id}, "
+                f"approved by {principal.actor}. {request.comment}"[:10_000], priority=10,
+                source=TaskSource.release, parent_task_id=None, actor=principal.actor, operations=operations,
+                check_run=awaiting, run_set_fn=lambda run, t: {"release_task_id": t})
+        else:
+            def reject(run: dict[str, Any]) -> RunEffect:
+                awaiting(run)
+                effect = RunEffect(set={"status": RunStatus.failed.value},
+                                   event_data={"gate": gate, "decision": "reject", "comment": request.comment})
+                effect.outbox += answer_run_wait(run, effect, RunStatus.failed)
+                return effect
+
+            committed = self.store.commit(run_id=run_id, actor=principal.actor, action="approval.rejected",
+                                          entity=f"run:{run_id}", data={"gate": gate}, operations=operations,
+                                          run_item=item, on_run=reject)
+            self.runs.outbox.deliver(committed.effect.outbox)
+        self.runs.outbox.deliver(records)
+        return to_approval(decided)
+
+
+__all__ = ["ApprovalService", "RUN_OUTCOME"]

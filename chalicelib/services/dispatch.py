@@ -1,0 +1,259 @@
+"""The dispatcher's use cases: what each message on the dispatch queue means.
+
+Messages carry ids, never state; DynamoDB is read for the truth. Every handler is idempotent:
+SQS delivers at least once, so a repeated message finds its work already recorded and changes
+nothing (a stage job is keyed by its dispatch number; tokens are attached once).
+
+Kinds
+-----
+``fill``      start task executions of a run up to its parallelism
+``stage``     a task execution dispatched a stage job (with its task token): record the job, put
+              the task in the claim queue, and launch the agent when the role's executor is
+              ``container``; a higher dispatch number while the task is in progress is a
+              re-dispatch after a missed heartbeat: the old claim is released first
+``expired``   the execution ran out of attempts: the task fails
+``run_wait``/``release``  the run execution waits (for all tasks / for the release task)
+``gate``      the run execution waits on an approval gate
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Optional
+
+from ..adapters.dynamo import BatonStore, RunEffect
+from ..domain import clock
+from ..domain.errors import ConflictError
+from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
+from ..domain.pipeline import Transition
+from ..domain.progress import RUN_OUTCOME, counter_deltas
+from ..domain.roles import Executor, role_for_stage
+from . import lifecycle, outbox
+from .api_keys import KeyService
+from .outbox import Outbox
+from .roles import RoleService
+from .tasks import TaskService
+
+logger = logging.getLogger("baton.dispatch")
+
+DEFAULT_MAX_ATTEMPTS = 3
+ACTOR = "system:dispatcher"
+
+
+class LaunchError(Exception):
+    """The agent could not be launched; the message is retried (and dead-lettered in the end)."""
+
+
+class DispatchService:
+    def __init__(self, store: BatonStore, tasks: TaskService, roles: RoleService, keys: KeyService,
+                 outbox_: Outbox, launcher: Any, *, api_url: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+        self.store = store
+        self.tasks = tasks
+        self.roles = roles
+        self.keys = keys
+        self.outbox = outbox_
+        self.launcher = launcher
+        self.api_url = api_url
+        self.max_attempts = max_attempts
+
+    def handle(self, message: dict[str, Any]) -> None:
+        kind = message.get("kind")
+        handler = {"fill": self.fill, "stage": self.stage, "expired": self.expired, "run_wait": self.run_wait,
+                   "release": self.run_wait, "gate": self.gate}.get(str(kind))
+        if handler is None:
+            logger.error("dropping a dispatch message of unknown kind %r", kind)
+            return
+        handler(message)
+
+    # ---- fill: start tasks up to the run's parallelism
+
+    def fill(self, message: dict[str, Any]) -> None:
+        run_id = message["run_id"]
+        while True:
+            run_item = self.store.get_run_item(run_id)
+            if run_item is None or RunStatus(run_item["status"]) != RunStatus.running:
+                return
+            slots = int(run_item.get("parallelism", 1)) - int(run_item.get(lifecycle.ACTIVE_COUNTER, 0) or 0)
+            if slots <= 0:
+                return
+            waiting = self.store.tasks_awaiting_start(run_id, slots)
+            if not waiting:
+                return
+            for task in waiting:
+                if not self._start_task(task, run_item):
+                    break
+
+    def _start_task(self, task: Task, run_item: dict[str, Any]) -> bool:
+        """Start one task's execution; False when the run has no free slot (or stopped running)."""
+        current = self.store.get_task(task.id)
+        if current is None or not current.awaiting_start:
+            return True
+        heartbeat, timeout = self.tasks.timing_for(run_item)(current.stage)
+        started = current.model_copy(update={"awaiting_start": False, "started": True,
+                                             "version": current.version + 1, "updated_at": clock.now_iso()})
+        records = [outbox.record("start", machine="task", name=current.id, input={
+            "task_id": current.id, "dispatch": 1, "attempt": 1, "max_attempts": self.max_attempts,
+            "heartbeat_seconds": heartbeat, "timeout_seconds": timeout})]
+
+        def has_slot(item: dict[str, Any]) -> RunEffect:
+            if RunStatus(item["status"]) != RunStatus.running:
+                raise ConflictError("run not running", code="run_not_running")
+            if int(item.get(lifecycle.ACTIVE_COUNTER, 0) or 0) >= int(item.get("parallelism", 1)):
+                raise ConflictError("no free slot", code="run_full")
+            return RunEffect(counters={lifecycle.ACTIVE_COUNTER: 1})
+
+        try:
+            self.store.commit(run_id=current.run_id, actor=ACTOR, action="task.started", entity=f"task:{current.id}",
+                              data={"stage": current.stage.value},
+                              operations=[self.store.task_put_op(started, current.version),
+                                          *self.outbox.operations(records)], on_run=has_slot)
+        except ConflictError as error:
+            return error.code == "stale_version"  # someone else started it: go on with the next one
+        self.outbox.deliver(records)
+        return True
+
+    # ---- stage: record the job, queue the task, launch the agent
+
+    def stage(self, message: dict[str, Any]) -> None:
+        task_id, dispatch, attempt, token = (message["task_id"], int(message["dispatch"]),
+                                             int(message.get("attempt", 1)), message["token"])
+        for _ in range(5):
+            task = self.store.get_task(task_id)
+            if task is None:
+                logger.error("stage job for unknown task %s dropped", task_id)
+                return
+            if task.dispatch_seq >= dispatch:
+                self._ensure_launched(task, dispatch)
+                return
+            if task.is_terminal:
+                self.outbox.deliver([outbox.record("task_success", token=token,
+                                                   output={"next": task.status.value})])
+                return
+            try:
+                self._record_job(task, dispatch, attempt, token)
+            except ConflictError:
+                continue  # the task moved meanwhile (an agent's last write): read it again
+            self._ensure_launched(self.store.get_task(task_id) or task, dispatch)
+            return
+        raise ConflictError(f"task {task_id} kept changing while its job was recorded", code="busy")
+
+    def _record_job(self, task: Task, dispatch: int, attempt: int, token: str) -> None:
+        run_item = self.store.get_run_item(task.run_id) or {}
+        config = self.roles.pinned_for_stage(run_item, task.stage)
+        now = clock.now_iso()
+        job_id = f"job_{task.id.split('_', 1)[1]}_{dispatch:04d}"
+        after = task.model_copy(update={
+            "status": TaskStatus.queued, "claimed_by": None, "claim_id": None, "lease_expires_at": None,
+            "enqueued_at": now, "dispatch_seq": dispatch, "attempt": attempt, "job_id": job_id,
+            "sfn_token": token, "version": task.version + 1, "updated_at": now})
+        transition = Transition("job.dispatched" if attempt == 1 else "job.redispatched", task.stage, after.stage,
+                                task.status, after.status)
+        job = {"job_id": job_id, "task_id": task.id, "run_id": task.run_id, "project_id": task.project_id,
+               "dispatch": dispatch, "stage": task.stage.value, "iteration": task.iteration, "attempt": attempt,
+               "role": config.role.value, "role_version": config.version, "role_digest": config.digest,
+               "executor": config.executor.value, "status": "dispatched", "created_at": now, "token": token}
+        self.store.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
+                          data={"job_id": job_id, "stage": task.stage.value, "iteration": task.iteration,
+                                "attempt": attempt, "executor": config.executor.value,
+                                "released_claim_of": task.claimed_by},
+                          operations=[self.store.task_put_op(after, task.version), self.store.job_put_op(job)],
+                          counters=counter_deltas(transition), run_item=run_item)
+
+    def _ensure_launched(self, task: Task, dispatch: int) -> None:
+        job = self.store.get_job(task.id, dispatch)
+        if job is None or job.get("executor") != Executor.container.value or job.get("status") != "dispatched":
+            return
+        if task.dispatch_seq != dispatch or task.is_terminal:
+            return
+        run_item = self.store.get_run_item(task.run_id) or {}
+        config = self.roles.pinned_for_stage(run_item, task.stage)
+        expires = clock.plus_seconds(clock.now_iso(), config.timeout_seconds + 600)
+        _, token = self.keys.issue_job_token(task, job["job_id"], expires)
+        spec = {"job_id": job["job_id"], "task_id": task.id, "run_id": task.run_id, "project_id": task.project_id,
+                "stage": task.stage.value, "iteration": task.iteration, "attempt": job["attempt"],
+                "role": config.role.value, "role_digest": config.digest, "command": config.command,
+                "image": config.image, "heartbeat_seconds": config.heartbeat_seconds,
+                "timeout_seconds": config.timeout_seconds, "api_url": self.api_url, "api_key": token}
+        try:
+            launch_id = self.launcher.launch(spec)
+        except Exception as error:
+            logger.warning("launch of job %s failed: %s", job["job_id"], error,
+                           extra={"task_id": task.id, "run_id": task.run_id, "job_id": job["job_id"]})
+            raise LaunchError(f"could not launch job {job['job_id']}: {error}") from error
+        self.store.update_job(task.id, dispatch, {"status": "launched", "launched_at": clock.now_iso(),
+                                                  "launch_id": str(launch_id)})
+        logger.info("launched job %s", job["job_id"],
+                    extra={"task_id": task.id, "run_id": task.run_id, "job_id": job["job_id"]})
+
+    # ---- expired: no attempts left
+
+    def expired(self, message: dict[str, Any]) -> None:
+        task = self.store.get_task(message["task_id"])
+        if task is None or task.is_terminal or task.dispatch_seq != int(message["dispatch"]):
+            return
+        now = clock.now_iso()
+        after = task.model_copy(update={"status": TaskStatus.failed, "claimed_by": None, "claim_id": None,
+                                        "lease_expires_at": None, "enqueued_at": None, "sfn_token": None,
+                                        "version": task.version + 1, "updated_at": now})
+        transition = Transition("task.attempts_exhausted", task.stage, task.stage, task.status, TaskStatus.failed)
+        try:
+            # The execution already left the stage (it gave up): there is no token to answer.
+            self.tasks.commit_change(task.model_copy(update={"sfn_token": None}), after, transition, ACTOR,
+                                     {"attempts": int(message.get("attempt", 0)),
+                                      "reason": "no heartbeat or result within the role's limits"})
+        except ConflictError:
+            logger.info("task %s moved before its expiry was recorded", task.id)
+
+    # ---- the run execution's waits
+
+    def run_wait(self, message: dict[str, Any]) -> None:
+        """Attach the run execution's token, or answer at once if what it waits for happened."""
+        run_id, token = message["run_id"], message["token"]
+        run_item = self.store.get_run_item(run_id)
+        if run_item is None:
+            return
+        status = RunStatus(run_item["status"])
+        if status not in (RunStatus.running, RunStatus.pending):
+            self.outbox.deliver([outbox.record("task_success", token=token, output={"next": RUN_OUTCOME[status]})])
+            return
+        if run_item.get("wait_token") == token:
+            return
+
+        def attach(item: dict[str, Any]) -> RunEffect:
+            current = RunStatus(item["status"])
+            if current not in (RunStatus.running, RunStatus.pending):
+                return RunEffect(outbox=[outbox.record("task_success", token=token,
+                                                       output={"next": RUN_OUTCOME[current]})])
+            return RunEffect(set={"wait_token": token})
+
+        committed = self.store.commit(run_id=run_id, actor=ACTOR, action=f"run.{message['kind']}",
+                                      entity=f"run:{run_id}", data={}, on_run=attach)
+        self.outbox.deliver(committed.effect.outbox)
+
+    def gate(self, message: dict[str, Any]) -> None:
+        run_id, gate, token = message["run_id"], message["gate"], message["token"]
+        approval = self.store.get_approval(run_id, gate)
+        if approval is None:
+            approval = {"run_id": run_id, "gate": gate, "status": ApprovalStatus.pending.value,
+                        "requested_at": clock.now_iso()}
+        if approval["status"] != ApprovalStatus.pending.value:
+            decision = "release" if approval["status"] == ApprovalStatus.approved.value else "rejected"
+            self.outbox.deliver([outbox.record("task_success", token=token, output={"next": decision})])
+            return
+        if approval.get("token") == token:
+            return
+        op = self.store.approval_put_op({**approval, "token": token},
+                                        "attribute_not_exists(pk) OR #st = :pending", {":pending": "pending"})
+        op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        try:
+            self.store.commit(run_id=run_id, actor=ACTOR, action="approval.requested", entity=f"run:{run_id}",
+                              data={"gate": gate}, operations=[op])
+        except ConflictError:
+            self.gate(message)  # decided meanwhile: answer with the decision
+
+
+def role_of(task: Task) -> str:
+    return role_for_stage(task.stage).value
+
+
+__all__ = ["DispatchService", "LaunchError"]

@@ -1,0 +1,84 @@
+"""What a task's change means for its run and its Step Functions execution.
+
+Used by every use case that moves a task (claim, advance, set-stage, cancel, dispatch, expiry),
+so the consequences are decided in one place:
+
+* the stage job's task token is answered (next stage to dispatch, or done/failed/cancelled);
+* a started task that ends frees a slot of the run's parallelism (and asks to fill it);
+* the run's status follows its counters (awaiting approval, succeeded, failed), the deploy
+  approval is opened, and the run execution's waiting token is answered.
+
+All of it lands in the same transaction as the task change (outbox records included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from ..adapters.dynamo import RunEffect
+from ..domain import clock
+from ..domain.models import ApprovalStatus, RunStatus, Stage, Task, TaskStatus
+from ..domain.pipeline import Transition
+from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
+from . import outbox
+
+ACTIVE_COUNTER = "n_active"
+FILL = "fill"
+
+Timing = Callable[[Stage], tuple[int, int]]   # stage -> (heartbeat_seconds, timeout_seconds)
+
+
+def answer_stage_job(before: Task, after: Task, timing: Timing) -> tuple[Task, list[dict[str, Any]]]:
+    """Answer the execution waiting on ``before``'s stage job, if any, and clear the token."""
+    token = before.sfn_token
+    if not token or after.status == TaskStatus.in_progress:
+        return after, []
+    if after.status == TaskStatus.queued:
+        heartbeat, timeout = timing(after.stage)
+        output = {"next": "dispatch", "dispatch": before.dispatch_seq + 1,
+                  "heartbeat_seconds": heartbeat, "timeout_seconds": timeout}
+        after = after.model_copy(update={"enqueued_at": None})   # claimable again once dispatched
+    else:
+        output = {"next": {TaskStatus.done: "done", TaskStatus.failed: "failed",
+                           TaskStatus.cancelled: "cancelled"}[after.status]}
+    return after.model_copy(update={"sfn_token": None}), [outbox.record("task_success", token=token, output=output)]
+
+
+def fill_request(run_id: str) -> dict[str, Any]:
+    return outbox.record("enqueue", body={"kind": FILL, "run_id": run_id})
+
+
+def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
+               store_approval_op: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], RunEffect]:
+    """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
+    deltas = counter_deltas(transition)
+    ended = after.is_terminal and not before.is_terminal
+
+    def on_run(run_item: dict[str, Any]) -> RunEffect:
+        effect = RunEffect()
+        if sfn and ended and before.started:
+            effect.counters[ACTIVE_COUNTER] = -1
+            effect.outbox.append(fill_request(before.run_id))
+        status = RunStatus(run_item["status"])
+        if status == RunStatus.running:
+            new_status = status_when_all_finished(apply_deltas(run_item, deltas), bool(run_item.get("deploy_gate", True)),
+                                                  released=bool(run_item.get("release_task_id")))
+            if new_status:
+                effect.set["status"] = new_status.value
+                effect.event_data["run_status"] = new_status.value
+                if new_status == RunStatus.awaiting_approval:
+                    effect.operations.append(store_approval_op(
+                        {"run_id": before.run_id, "gate": "deploy", "status": ApprovalStatus.pending.value,
+                         "requested_at": clock.now_iso()}))
+                effect.outbox += answer_run_wait(run_item, effect, new_status)
+        return effect
+
+    return on_run
+
+
+def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus) -> list[dict[str, Any]]:
+    token = run_item.get("wait_token")
+    if not token:
+        return []
+    effect.remove.append("wait_token")
+    return [outbox.record("task_success", token=token, output={"next": RUN_OUTCOME[new_status]})]
