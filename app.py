@@ -2,7 +2,7 @@
 
 from chalice import Chalice, ConvertToMiddleware, Rate
 
-from chalicelib.api import keys, projects, runs, system, tasks
+from chalicelib.api import approvals, keys, projects, roles, runs, system, tasks
 from chalicelib.api.middleware import authenticate_request
 from chalicelib.observability import logger
 
@@ -10,7 +10,7 @@ app = Chalice(app_name="baton", configure_logs=False)
 app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)), "all")
 app.register_middleware(authenticate_request, "http")
 
-for blueprint in (system.bp, keys.bp, projects.bp, runs.bp, tasks.bp):
+for blueprint in (system.bp, keys.bp, projects.bp, runs.bp, tasks.bp, approvals.bp, roles.bp):
     app.register_blueprint(blueprint)
 
 

@@ -55,9 +55,14 @@ class TaskService:
     def commit_change(self, before: Task, after: Task, transition: Transition, actor: str, data: dict[str, Any],
                       run_item: Optional[dict[str, Any]] = None,
                       check_run: Optional[Callable[[dict[str, Any]], None]] = None,
-                      extra_operations: tuple[dict[str, Any], ...] = ()) -> tuple[Task, Committed]:
+                      extra_operations: tuple[dict[str, Any], ...] = (),
+                      answer_job: bool = True) -> tuple[Task, Committed]:
+        """Write ``before`` → ``after`` with its audit event and run consequences, in one transaction.
+        ``answer_job=False`` keeps the stage job waiting (a lease that expired re-queues the same job)."""
         run_item = run_item or self.store.get_run_item(before.run_id) or {}
-        after, records = lifecycle.answer_stage_job(before, after, self.timing_for(run_item))
+        records: list[dict[str, Any]] = []
+        if answer_job:
+            after, records = lifecycle.answer_stage_job(before, after, self.timing_for(run_item))
         effect_of = lifecycle.run_effect(before, after, transition, sfn=self.sfn,
                                          store_approval_op=self._approval_op)
 

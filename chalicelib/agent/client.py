@@ -1,0 +1,68 @@
+"""A small client of Baton's HTTP API (standard library only, so the agent image stays slim)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any, Optional
+
+
+class ApiError(Exception):
+    """The API answered with an error (status and the contract's error body), or was unreachable."""
+
+    def __init__(self, status: int, code: str, message: str, details: Optional[list] = None):
+        super().__init__(f"{status} {code}: {message}")
+        self.status = status
+        self.code = code
+        self.message = message
+        self.details = details or []
+
+
+class BatonClient:
+    def __init__(self, base_url: str, api_key: Optional[str], timeout: float = 30.0):
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout = timeout
+
+    def request(self, method: str, path: str, body: Any = None,
+                headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self.api_key:
+            all_headers["Authorization"] = f"Bearer {self.api_key}"
+        all_headers.update(headers or {})
+        request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                raw = response.read()
+                return response.status, (json.loads(raw) if raw else None)
+        except urllib.error.HTTPError as error:
+            raw = error.read()
+            try:
+                payload = json.loads(raw)["error"]
+                raise ApiError(error.code, payload.get("code", "error"), payload.get("message", ""),
+                               payload.get("details")) from None
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(error.code, "http_error", raw.decode(errors="replace")[:300] or error.reason) from None
+        except (urllib.error.URLError, OSError) as error:
+            reason = getattr(error, "reason", error)
+            raise ApiError(0, "unreachable", f"cannot reach the Baton API at {self.base_url}: {reason}") from None
+
+    def get(self, path: str) -> Any:
+        return self.request("GET", path)[1]
+
+    def post(self, path: str, body: Any = None, headers: Optional[dict[str, str]] = None) -> Any:
+        return self.request("POST", path, body if body is not None else {}, headers)[1]
+
+    def post_status(self, path: str, body: Any = None) -> tuple[int, Any]:
+        return self.request("POST", path, body if body is not None else {})
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, body)[1]
+
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, body)[1]
+
+    def delete(self, path: str) -> Any:
+        return self.request("DELETE", path)[1]

@@ -1,0 +1,22 @@
+"""Approval gates of a run: GET /runs/{run_id}/approvals, POST /runs/{run_id}/approvals/{gate}."""
+
+from chalice import Blueprint
+
+from ..bootstrap import get_services
+from ..domain.models import ApprovalRequest
+from .http import endpoint, parse_body, principal
+from .query import query
+
+bp = Blueprint(__name__)
+
+
+@endpoint(bp, "/runs/{run_id}/approvals")
+def list_approvals(run_id):
+    query(bp, set())
+    return 200, {"items": get_services().approvals.list(principal(), run_id), "next_cursor": None}
+
+
+@endpoint(bp, "/runs/{run_id}/approvals/{gate}", methods=["POST"])
+def decide_approval(run_id, gate):
+    request = parse_body(bp.current_request.raw_body, ApprovalRequest)
+    return 200, get_services().approvals.decide(principal(), run_id, gate, request)

@@ -1,0 +1,33 @@
+"""Role configs: GET /roles, GET/PUT /roles/{role}, GET /roles/{role}/versions."""
+
+from chalice import Blueprint
+
+from ..bootstrap import get_services
+from ..domain.roles import RoleSpec
+from .http import endpoint, parse_body, principal
+from .query import query
+
+bp = Blueprint(__name__)
+
+
+@endpoint(bp, "/roles")
+def list_roles():
+    query(bp, set())
+    return 200, {"items": get_services().roles.list(principal()), "next_cursor": None}
+
+
+@endpoint(bp, "/roles/{role}")
+def get_role(role):
+    return 200, get_services().roles.get(principal(), role)
+
+
+@endpoint(bp, "/roles/{role}", methods=["PUT"])
+def put_role(role):
+    spec = parse_body(bp.current_request.raw_body, RoleSpec)
+    return 200, get_services().roles.put(principal(), role, spec)
+
+
+@endpoint(bp, "/roles/{role}/versions")
+def list_role_versions(role):
+    query(bp, set())
+    return 200, {"items": get_services().roles.versions(principal(), role), "next_cursor": None}

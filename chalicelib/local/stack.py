@@ -1,0 +1,287 @@
+"""The local stack: Baton on one machine, against moto, started by one command (``make up``).
+
+It starts, on 127.0.0.1:
+* a moto server with Step Functions execution switched on (``MOTO_PORT`` set first, so the ASL
+  interpreter's SQS calls reach it), and the resources of ``infra/`` created in it;
+* the API under Chalice's local server (what ``chalice local`` runs), in this process;
+* an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs, deleting
+  what succeeded and leaving failures to SQS's redrive (DLQ after maxReceiveCount);
+* the sweeper on a short schedule; and the local executor, which runs agent jobs as subprocesses.
+
+It prints the API URL, an admin key and its own start-up time, and writes both to
+``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+ROOT = Path(__file__).resolve().parents[2]
+log = logging.getLogger("baton.local")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class FakeLambdaContext:
+    """What powertools reads from a Lambda context, for handlers run by the pump."""
+
+    function_name = "baton-dispatch"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:baton-dispatch"
+    memory_limit_in_mb = 512
+    log_group_name = "/aws/lambda/baton-dispatch"
+    log_stream_name = "local"
+
+    def __init__(self) -> None:
+        self.aws_request_id = str(uuid.uuid4())
+        self._deadline = time.monotonic() + 60
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+class SqsPump(threading.Thread):
+    """Plays the Lambda event source mapping: receive a batch, invoke the handler, delete the
+    records it did not report as failed. Failed records become visible again and, after the
+    queue's maxReceiveCount, SQS moves them to the DLQ."""
+
+    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Any, batch_size: int = 10,
+                 retry_after_seconds: int = 2):
+        super().__init__(daemon=True, name="sqs-pump")
+        self.sqs = sqs
+        self.queue_url = queue_url
+        self.queue_arn = queue_arn
+        self.handler = handler
+        self.batch_size = batch_size
+        self.retry_after_seconds = retry_after_seconds
+        self.stopping = threading.Event()
+        self.batches = 0
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                self.pump_once(wait_seconds=1)
+            except Exception:  # keep pumping: a handler bug must not stop the local stack
+                log.exception("the SQS pump failed a batch")
+                self.stopping.wait(1)
+
+    def pump_once(self, wait_seconds: int = 0) -> int:
+        response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
+                                            WaitTimeSeconds=wait_seconds, AttributeNames=["All"])
+        messages = response.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [{
+            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
+            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""),
+            "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": "us-east-1"}
+            for m in messages]}
+        result = self.handler(event, FakeLambdaContext()) or {}
+        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] in failed:
+                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
+                                                   VisibilityTimeout=self.retry_after_seconds)
+            else:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        self.batches += 1
+        return len(messages)
+
+
+class Periodic(threading.Thread):
+    def __init__(self, interval: float, action: Any, name: str):
+        super().__init__(daemon=True, name=name)
+        self.interval = interval
+        self.action = action
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopping.wait(self.interval):
+            try:
+                self.action()
+            except Exception:
+                log.exception("%s failed", self.name)
+
+
+class LocalStack:
+    """Everything ``make up`` runs, startable from tests too (``with LocalStack() as stack``)."""
+
+    def __init__(self, *, moto_port: int = 0, api_port: int = 0, workdir: Optional[Path] = None,
+                 prefix: str = "baton-local", visibility_timeout: int = 30, sweep_seconds: float = 5.0,
+                 max_attempts: int = 3, write_config: bool = True):
+        self.moto_port = moto_port or free_port()
+        self.api_port = api_port or free_port()
+        self.workdir = Path(workdir or ROOT / ".baton")
+        self.prefix = prefix
+        self.visibility_timeout = visibility_timeout
+        self.sweep_seconds = sweep_seconds
+        self.max_attempts = max_attempts
+        self.write_config = write_config
+        self.moto: Any = None
+        self.api_server: Any = None
+        self.threads: list[threading.Thread] = []
+        self.services: Any = None
+        self.resources: Any = None
+        self.admin_key = ""
+        self.startup_seconds = 0.0
+        self._saved_env: dict[str, Optional[str]] = {}
+
+    @property
+    def moto_url(self) -> str:
+        return f"http://127.0.0.1:{self.moto_port}"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def _setenv(self, values: dict[str, str]) -> None:
+        for name, value in values.items():
+            self._saved_env.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+
+    def start(self) -> "LocalStack":
+        began = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self._setenv({"MOTO_PORT": str(self.moto_port), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+                      "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
+                      "AWS_ENDPOINT_URL": self.moto_url})
+        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            self._saved_env.setdefault(name, os.environ.pop(name, None))
+        from moto.server import ThreadedMotoServer
+
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self.moto.start()
+        request = urllib.request.Request(f"{self.moto_url}/moto-api/config", method="POST",
+                                         data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        urllib.request.urlopen(request, timeout=10).read()
+
+        import boto3
+
+        from .resources import create_local_resources
+
+        self.resources = create_local_resources(boto3.session.Session(), prefix=self.prefix,
+                                                visibility_timeout=self.visibility_timeout)
+        self._setenv({**self.resources.env(), "BATON_STAGE": "local", "BATON_ORCHESTRATION": "stepfunctions",
+                      "BATON_LAUNCHER": "local", "BATON_API_URL": self.api_url, "BATON_WORKDIR": str(self.workdir),
+                      "BATON_MAX_ATTEMPTS": str(self.max_attempts)})
+        from .. import bootstrap
+        from ..config import Settings
+
+        self.services = bootstrap.build_services(Settings.from_env())
+        bootstrap.reset_services(self.services)
+        self.services.roles.active_all()  # seed the default role configs
+        self.admin_key = self.services.keys.bootstrap_admin("local-admin")[1]
+
+        sys.path.insert(0, str(ROOT))
+        import app as app_module
+        from chalice.config import Config
+        from chalice.local import create_local_server
+
+        config = Config.create(chalice_stage="local", app_name="baton", lambda_timeout=60)
+        self.api_server = create_local_server(app_module.app, config, "127.0.0.1", self.api_port)
+        api_thread = threading.Thread(target=self.api_server.server.serve_forever, daemon=True, name="api")
+        api_thread.start()
+        pump = SqsPump(bootstrap.client("sqs", self.services.settings), self.resources.dispatch_queue_url,
+                       self.resources.dispatch_queue_arn, app_module.dispatch)
+        pump.start()
+        from ..workers import sweep_once
+
+        sweeper = Periodic(self.sweep_seconds, sweep_once, "sweeper")
+        sweeper.start()
+        self.threads = [api_thread, pump, sweeper]
+        self._wait_for_api()
+        if self.write_config:
+            (self.workdir / "config.json").write_text(json.dumps({"api_url": self.api_url,
+                                                                   "api_key": self.admin_key}, indent=2))
+        self.startup_seconds = time.monotonic() - began
+        return self
+
+    def _wait_for_api(self) -> None:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                urllib.request.urlopen(f"{self.api_url}/status", timeout=2).read()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        for thread in self.threads:
+            stopping = getattr(thread, "stopping", None)
+            if stopping is not None:
+                stopping.set()
+        if self.services is not None:
+            stop_all = getattr(self.services.launcher, "stop_all", None)
+            if stop_all:
+                stop_all()
+        if self.api_server is not None:
+            self.api_server.server.shutdown()
+            self.api_server.server.server_close()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        if self.moto is not None:
+            self.moto.stop()
+        from .. import bootstrap
+
+        bootstrap.reset_services(None)
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def __enter__(self) -> "LocalStack":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def main() -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    api_port = int(os.environ.get("BATON_API_PORT", "8000"))
+    stack = LocalStack(api_port=api_port, visibility_timeout=30, sweep_seconds=5)
+    try:
+        stack.start()
+    except Exception as error:
+        print(f"baton: the local stack could not start: {error}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print(f"Baton local stack ready in {stack.startup_seconds:.1f}s")
+    print(f"  API        {stack.api_url}")
+    print(f"  admin key  {stack.admin_key}")
+    print(f"  moto       {stack.moto_url}  (AWS_ENDPOINT_URL for the aws CLI / boto3)")
+    print(f"  config     {stack.workdir / 'config.json'}  (read by the baton CLI)")
+    print("  try:       .venv/bin/python -m chalicelib.cli demo     (Ctrl-C here stops everything)")
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    print("\nstopping the local stack ...")
+    stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""End-to-end on the local stack: moto server + Step Functions + SQS pump + local executor + API.
+
+Agents are real subprocesses (the runner) working a scripted command. Waiting is by polling the
+API until a condition holds or a generous deadline passes; no outcome depends on timing.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from chalicelib.agent.client import BatonClient
+from chalicelib.local.stack import LocalStack
+
+ROOT = Path(__file__).resolve().parents[1]
+AGENT = f"{sys.executable} {ROOT / 'tests' / 'agents' / 'scripted.py'}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-e2e", visibility_timeout=5,
+                    sweep_seconds=1, max_attempts=3, write_config=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def admin(stack) -> BatonClient:
+    client = BatonClient(stack.api_url, stack.admin_key)
+    for role in ("dev", "qa", "security", "docs", "cicd"):
+        client.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
+                                      "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 2})
+    client.post("/projects", {"id": "e2e", "name": "E2E", "repository_url": "https://example.com/e2e.git"})
+    return client
+
+
+@pytest.fixture(scope="module")
+def human(stack, admin) -> BatonClient:
+    created = admin.post("/keys", {"name": "reviewer", "principal": "human", "project_ids": ["e2e"]})
+    return BatonClient(stack.api_url, created["key"])
+
+
+def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float = 120) -> Any:
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
+
+
+def tasks_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:
+    return client.get(f"/runs/{run_id}/tasks?limit=200")["items"]
+
+
+def events_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:
+    return client.get(f"/runs/{run_id}/events?limit=200")["items"]
+
+
+def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(admin, human):
+    run = admin.post("/projects/e2e/runs", {"title": "three tasks", "tasks": [
+        {"title": "add login"}, {"title": "fix flaky-qa parser"}, {"title": "update docs"}]})
+    run_id = run["id"]
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] == "awaiting_approval", "the deploy gate")
+    tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
+    assert all(t["stage"] == "complete" and t["status"] == "done" for t in tasks.values())
+    assert tasks["fix flaky-qa parser"]["iteration"] == 2
+    assert tasks["add login"]["iteration"] == 1
+    assert admin.get(f"/runs/{run_id}/approvals")["items"][0]["status"] == "pending"
+    # Nothing ships until a human approves: the run stays at the gate.
+    assert admin.get(f"/runs/{run_id}")["status"] == "awaiting_approval"
+    human.post(f"/runs/{run_id}/approvals/deploy", {"decision": "approve", "comment": "ship it"})
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] == "succeeded", "the release")
+    release = [t for t in tasks_of(admin, run_id) if t["source"] == "release"]
+    assert len(release) == 1 and release[0]["stage"] == "complete"
+    actions = [e["action"] for e in events_of(admin, run_id)]
+    assert actions[0] == "run.created" and actions[1] == "run.started"
+    assert actions.count("task.looped_back") == 1
+    assert actions.index("task.looped_back") < actions.index("task.created")  # release after the loop-back
+    assert "approval.requested" in actions or "task.created" in actions
+    seqs = [e["seq"] for e in events_of(admin, run_id)]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(admin):
+    run = admin.post("/projects/e2e/runs", {"title": "crashes", "deploy_gate": False, "stages": ["dev", "qa"],
+                                             "tasks": [{"title": "crash-once job"}, {"title": "crash-always job"},
+                                                       {"title": "steady job"}]})
+    run_id = run["id"]
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] in ("failed", "succeeded"), "the run to end", 180)
+    tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
+    assert tasks["crash-once job"]["status"] == "done"
+    assert tasks["steady job"]["status"] == "done"
+    assert tasks["crash-always job"]["status"] == "failed"
+    assert admin.get(f"/runs/{run_id}")["status"] == "failed"
+    actions = [e["action"] for e in events_of(admin, run_id)]
+    assert actions.count("job.redispatched") >= 3   # once for crash-once, twice for crash-always
+    assert "task.attempts_exhausted" in actions
+
+
+def test_killing_a_run_cancels_its_tasks_and_stops_dispatching(admin, stack):
+    run = admin.post("/projects/e2e/runs", {"title": "to kill", "parallelism": 1,
+                                             "tasks": [{"title": f"slow job {i}"} for i in range(3)]})
+    run_id = run["id"]
+    wait_for(lambda: any(t["status"] == "in_progress" for t in tasks_of(admin, run_id)), "a job to start")
+    killed = admin.delete(f"/runs/{run_id}")
+    assert killed["status"] == "killed"
+    tasks = tasks_of(admin, run_id)
+    assert {t["status"] for t in tasks} == {"cancelled"}
+    dispatched_before = [e for e in events_of(admin, run_id) if e["action"].startswith("job.")]
+    sfn = stack.services.outbox.sfn
+    for task in tasks:
+        described = sfn.describe(sfn.task_execution_arn(task["id"]))
+        assert described is None or described["status"] != "RUNNING"
+    assert sfn.describe(sfn.run_execution_arn(run_id))["status"] == "ABORTED"
+    # Nothing further is dispatched for the killed run.
+    stack.threads[1].pump_once(wait_seconds=1)
+    dispatched_after = [e for e in events_of(admin, run_id) if e["action"].startswith("job.")]
+    assert dispatched_after == dispatched_before
