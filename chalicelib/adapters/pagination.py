@@ -52,6 +52,8 @@ def decode_cursor(cursor: Optional[str], *, expected: dict[str, str],
 def parse_limit(raw: Optional[str]) -> int:
     if raw is None:
         return DEFAULT_LIMIT
-    if not raw.isdigit() or not (1 <= int(raw) <= MAX_LIMIT):
+    # ASCII digits only, and short: str.isdigit() also accepts "²" (int() then raises) and "５",
+    # and int() refuses strings of more than 4300 digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 3 or not (1 <= int(raw) <= MAX_LIMIT):
         raise InvalidInputError(f"limit must be a whole number from 1 to {MAX_LIMIT}", code="invalid_limit")
     return int(raw)

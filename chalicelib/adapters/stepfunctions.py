@@ -53,10 +53,14 @@ class StepFunctions:
         return execution_arn(self.run_state_machine_arn, name)
 
     def stop(self, arn: str, cause: str) -> None:
+        """Stop an execution; one that already ended (or never started) is fine."""
         try:
             self._call("stop_execution", executionArn=arn, error="Killed", cause=cause[:256])
         except Gone:
             pass
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ValidationException":
+                raise
 
     def success(self, token: str, output: dict[str, Any]) -> None:
         self._call("send_task_success", taskToken=token, output=json.dumps(output))

@@ -31,6 +31,10 @@ _STATUS: list[tuple[type[BatonError], int]] = [
 ]
 
 current_principal: contextvars.ContextVar[Optional[Principal]] = contextvars.ContextVar("principal", default=None)
+# Set by api.query.query(): the route looked at its query parameters (and refused unknown ones).
+query_checked: contextvars.ContextVar[bool] = contextvars.ContextVar("query_checked", default=False)
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -102,19 +106,40 @@ def parse_body(raw: Optional[bytes], model: type[M]) -> M:
                                 details=details) from None
 
 
+def unknown_query_error(names: list[str]) -> InvalidInputError:
+    return InvalidInputError(f"unknown query parameter(s): {', '.join(names)}", code="invalid_query",
+                             details=[{"loc": ["query", name], "msg": "unknown parameter"} for name in names])
+
+
 def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = None) -> Callable:
-    """Register ``path`` on ``blueprint``; the view returns a Response, or a (status, body) pair."""
+    """Register ``path`` on ``blueprint``; the view returns a Response, or a (status, body) pair.
+
+    Query parameters are refused unless the view reads them through ``api.query`` (which refuses
+    the ones it does not know): a route that changes state takes none, and is refused before it
+    runs (``DELETE /runs/{id}?dry_run=true`` must not kill the run); a reading route that never
+    looked at its parameters answers 400 instead of its result.
+    """
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(view)
         def wrapped(**kwargs: Any) -> Response:
+            request = blueprint.current_request
+            params = sorted((request.query_params or {}) if request is not None else {})
+            safe = request is None or request.method.upper() in SAFE_METHODS
+            checked = query_checked.set(False)
             try:
+                if params and not safe:
+                    raise unknown_query_error(params)
                 result = view(**kwargs)
+                if params and not query_checked.get():
+                    raise unknown_query_error(params)
             except BatonError as error:
                 return error_response(error)
             except Exception:  # a bug of ours, never the client's input: log it, answer in our shape
                 logger.exception("unhandled error in %s %s", methods or ["GET"], path)
                 return internal_error_response()
+            finally:
+                query_checked.reset(checked)
             if isinstance(result, Response):
                 return result
             status, body = result

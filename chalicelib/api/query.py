@@ -8,19 +8,26 @@ from chalice import Blueprint
 
 from ..adapters.pagination import parse_limit
 from ..domain.errors import InvalidInputError
+from .http import query_checked, unknown_query_error
 
 
 def query(bp: Blueprint, allowed: set[str]) -> dict[str, str]:
+    """The query parameters, when each is ``limit`` or one of ``allowed``; else a 400.
+
+    ``cursor`` is allowed only where a route says so (``paging`` does): a list that pages by
+    something else (events page with ``after``) must not silently ignore a cursor and serve its
+    first page again. Calling this tells ``endpoint`` that the route checked its parameters.
+    """
     params = dict(bp.current_request.query_params or {})
-    unknown = sorted(set(params) - allowed - {"limit", "cursor"})
+    query_checked.set(True)
+    unknown = sorted(set(params) - allowed - {"limit"})
     if unknown:
-        raise InvalidInputError(f"unknown query parameter(s): {', '.join(unknown)}", code="invalid_query",
-                                details=[{"loc": ["query", name], "msg": "unknown parameter"} for name in unknown])
+        raise unknown_query_error(unknown)
     return params
 
 
 def paging(bp: Blueprint, allowed: Optional[set[str]] = None) -> tuple[dict[str, str], int, Optional[str]]:
-    params = query(bp, allowed or set())
+    params = query(bp, (allowed or set()) | {"cursor"})
     return params, parse_limit(params.get("limit")), params.get("cursor")
 
 

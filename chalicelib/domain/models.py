@@ -7,7 +7,9 @@ use cases.
 
 from __future__ import annotations
 
+import math
 import re
+from decimal import Decimal
 from enum import Enum
 from typing import Annotated, Any, Optional
 
@@ -119,9 +121,47 @@ def _check_branch(value: str) -> str:
     return value
 
 
+MAX_SETTINGS_DEPTH = 16
+# What a DynamoDB number can hold: at most 38 significant digits, magnitude 1E-130 .. <1E+126.
+_DYNAMO_MAX_INT = 10 ** 38
+_DYNAMO_MIN_MAGNITUDE = Decimal("1E-130")
+_DYNAMO_MAX_MAGNITUDE = Decimal("1E+126")
+
+
+def _check_settings_value(value: Any, depth: int) -> None:
+    """Reject what the store cannot keep as given: non-finite or out-of-range numbers (NaN would be
+    stored as null, 1e200 fails the write) and nesting deeper than DynamoDB's limit allows."""
+    if depth > MAX_SETTINGS_DEPTH:
+        raise ValueError(f"settings may nest at most {MAX_SETTINGS_DEPTH} levels deep")
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return
+    if isinstance(value, int):
+        if abs(value) >= _DYNAMO_MAX_INT:
+            raise ValueError("numbers in settings may have at most 38 digits")
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError("numbers in settings must be finite (no NaN or Infinity)")
+        magnitude = abs(Decimal(repr(value)))
+        if magnitude and not (_DYNAMO_MIN_MAGNITUDE <= magnitude < _DYNAMO_MAX_MAGNITUDE):
+            raise ValueError("numbers in settings must lie between 1E-130 and 1E+126 in magnitude")
+        return
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_settings_value(item, depth + 1)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_settings_value(item, depth + 1)
+        return
+    raise ValueError(f"settings may hold only JSON values, not {type(value).__name__}")
+
+
 def _check_settings(value: dict[str, Any]) -> dict[str, Any]:
     if len(value) > 50:
         raise ValueError("settings may hold at most 50 keys")
+    for item in value.values():
+        _check_settings_value(item, 1)
     return value
 
 

@@ -164,6 +164,8 @@ class LocalStack:
             self._saved_env.setdefault(name, os.environ.pop(name, None))
         from moto.server import ThreadedMotoServer
 
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's and the API's request lines
+
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
         self.moto.start()
         request = urllib.request.Request(f"{self.moto_url}/moto-api/config", method="POST",

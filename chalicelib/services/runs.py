@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional
 
-from ..adapters.dynamo import BatonStore, Page, item_to_run
+from ..adapters.dynamo import BatonStore, Page, RunEffect, item_to_run
 from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
@@ -157,19 +157,21 @@ class RunService:
             raise ConflictError(f"run {run_id} already ended {status.value}; there is nothing to kill",
                                 code="run_ended")
         if status != RunStatus.killed:
-            def mark_killed(current: dict[str, Any]) -> dict[str, Any]:
+            def mark_killed(current: dict[str, Any]) -> RunEffect:
                 if RunStatus(current["status"]) in (RunStatus.succeeded, RunStatus.failed):
                     raise ConflictError(f"run {run_id} ended while it was being killed", code="run_ended")
-                return {"status": RunStatus.killed.value}
+                effect = RunEffect(set={"status": RunStatus.killed.value})
+                effect.outbox += lifecycle.answer_run_wait(current, effect, RunStatus.killed)
+                return effect
 
             records = []
             if self.sfn and self.outbox.sfn:
                 records = [outbox.record("stop", arn=self.outbox.sfn.run_execution_arn(run_id),
                                          cause=f"run killed by {principal.actor}")]
-            self.store.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
+            committed = self.store.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
                               data={"previous_status": status.value}, run_item=item, on_run=mark_killed,
                               operations=self.outbox.operations(records))
-            self.outbox.deliver(records)
+            self.outbox.deliver(records + committed.effect.outbox)
         self._cancel_open_tasks(run_id, principal.actor)
         return item_to_run(self.store.get_run_item(run_id) or item)
 
@@ -192,7 +194,13 @@ class RunService:
                         if self.outbox.sfn:
                             records.append(outbox.record("stop", arn=self.outbox.sfn.task_execution_arn(after.id),
                                                          cause="run killed"))
-                changes = [(after.model_copy(update={"sfn_token": None}), t) for after, t in changes]
+                answered = []
+                for after, transition in changes:
+                    before = next(t for t in chunk if t.id == after.id)
+                    after, answers = lifecycle.answer_stage_job(before, after, lambda stage: (0, 0))
+                    records += answers
+                    answered.append((after, transition))
+                changes = answered
                 try:
                     self.store.commit(
                         run_id=run_id, actor=actor, action="tasks.cancelled", entity=f"run:{run_id}",
