@@ -3,8 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Linters live in their own venv: checkov pins boto3/botocore/packaging below chalice's and moto's.
+LINT_VENV  := .venv-lint
+LINT_STAMP := $(LINT_VENV)/.installed
+STAGE ?= dev
 
-.PHONY: up test venv bootstrap-admin bench clean
+.PHONY: up test venv bootstrap-admin bench clean package lint-infra openapi
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -13,6 +17,11 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(LINT_STAMP): requirements-lint.txt
+	test -x $(LINT_VENV)/bin/python || $(PYTHON) -m venv $(LINT_VENV)
+	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
+	touch $(LINT_STAMP)
 
 ## Set everything up and run the local stack (moto + API + orchestration + agents).
 up: $(STAMP)
@@ -23,9 +32,22 @@ test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider tests; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$status
 
+## Regenerate docs/openapi.json from the routes and models (a test fails when it is stale).
+openapi: $(STAMP)
+	$(PY) -m chalicelib.api.openapi docs/openapi.json
+
 ## Print the AWS calls each endpoint makes (bench/roundtrips.py).
 bench: $(STAMP)
 	$(PY) bench/roundtrips.py
 
+## Render the deployable template: out/merge.json, then chalice package -> out/sam.json + out/deployment.zip.
+package: $(STAMP)
+	$(PY) infra/build_template.py --stage $(STAGE) --out out
+
+## Package, then lint the template: cfn-lint (no errors, no warnings) and checkov (no failed check).
+lint-infra: package $(LINT_STAMP)
+	$(LINT_VENV)/bin/cfn-lint out/sam.json
+	$(LINT_VENV)/bin/checkov -f out/sam.json --framework cloudformation --skip-download --compact --quiet
+
 clean:
-	rm -rf $(VENV) out .pytest_cache .hypothesis
+	rm -rf $(VENV) $(LINT_VENV) out .pytest_cache .hypothesis

@@ -111,8 +111,15 @@ def unknown_query_error(names: list[str]) -> InvalidInputError:
                              details=[{"loc": ["query", name], "msg": "unknown parameter"} for name in names])
 
 
-def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = None) -> Callable:
+def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = None, *,
+             summary: str = "", body: Any = None, response: Any = None, status: int = 200,
+             query: tuple[str, ...] = (), lists: bool = False, public: bool = False,
+             extra_statuses: tuple[int, ...] = ()) -> Callable:
     """Register ``path`` on ``blueprint``; the view returns a Response, or a (status, body) pair.
+
+    The keyword arguments describe the operation for the OpenAPI document (``api.openapi``):
+    the request ``body`` model, the ``response`` model (``lists=True`` wraps it in a list page),
+    the success ``status`` and the ``query`` parameters it reads.
 
     Query parameters are refused unless the view reads them through ``api.query`` (which refuses
     the ones it does not know): a route that changes state takes none, and is refused before it
@@ -148,6 +155,13 @@ def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = Non
             return json_response(status, dump(body))
 
         blueprint.route(path, methods=methods or ["GET"], content_types=["application/json"])(wrapped)
+        from .openapi import Operation, register
+
+        for method in methods or ["GET"]:
+            register(Operation(method=method, path=path, name=view.__name__,
+                               summary=summary or (view.__doc__ or view.__name__).strip().splitlines()[0],
+                               body=body, response=response, status=status, query=query, lists=lists,
+                               public=public, extra_statuses=extra_statuses))
         return view
 
     return decorate

@@ -3,26 +3,31 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import KeyCreate
+from ..domain.models import ApiKey, KeyCreate
+
+
+class IssuedKey(ApiKey):
+    key: str
 from .http import endpoint, page_body, parse_body, principal
 from .query import paging
 
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/keys", methods=["POST"])
+@endpoint(bp, "/keys", methods=["POST"], body=KeyCreate, response=IssuedKey, status=201,
+          summary="Issue an API key (shown once; admin only)")
 def create_key():
     request = parse_body(bp.current_request.raw_body, KeyCreate)
     api_key, key = get_services().keys.create(principal(), request)
     return 201, {**api_key.model_dump(mode="json", exclude={"revoked_at"}), "key": key}
 
 
-@endpoint(bp, "/keys")
+@endpoint(bp, "/keys", response=ApiKey, lists=True, query=("limit", "cursor"), summary="List API keys (admin only)")
 def list_keys():
     _, limit, cursor = paging(bp)
     return 200, page_body(get_services().keys.list(principal(), limit, cursor))
 
 
-@endpoint(bp, "/keys/{key_id}", methods=["DELETE"])
+@endpoint(bp, "/keys/{key_id}", methods=["DELETE"], response=ApiKey, summary="Revoke an API key at once (admin only)")
 def revoke_key(key_id):
     return 200, get_services().keys.revoke(principal(), key_id)

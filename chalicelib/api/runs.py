@@ -3,7 +3,7 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import RunCreate, Stage, TaskCreate, TaskStatus
+from ..domain.models import Event, Progress, Run, RunCreate, Stage, Task, TaskCreate, TaskStatus
 from ..services.runs import parse_after
 from ..adapters.pagination import parse_limit
 from .http import endpoint, page_body, parse_body, principal
@@ -12,34 +12,37 @@ from .query import enum_param, paging, query
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/projects/{project_id}/runs", methods=["POST"])
+@endpoint(bp, "/projects/{project_id}/runs", methods=["POST"], body=RunCreate, response=Run, status=201,
+          summary="Start a run of tasks")
 def start_run(project_id):
     request = parse_body(bp.current_request.raw_body, RunCreate)
     return 201, get_services().runs.start(principal(), project_id, request)
 
 
-@endpoint(bp, "/projects/{project_id}/runs")
+@endpoint(bp, "/projects/{project_id}/runs", response=Run, lists=True, query=("limit", "cursor"),
+          summary="Runs of a project, newest first")
 def list_runs(project_id):
     _, limit, cursor = paging(bp)
     return 200, page_body(get_services().runs.list(principal(), project_id, limit, cursor))
 
 
-@endpoint(bp, "/runs/{run_id}")
+@endpoint(bp, "/runs/{run_id}", response=Run, summary="Get a run with its progress")
 def get_run(run_id):
     return 200, get_services().runs.get(principal(), run_id)
 
 
-@endpoint(bp, "/runs/{run_id}/progress")
+@endpoint(bp, "/runs/{run_id}/progress", response=Progress, summary="Progress of a run (one read)")
 def run_progress(run_id):
     return 200, get_services().runs.progress(principal(), run_id)
 
 
-@endpoint(bp, "/runs/{run_id}", methods=["DELETE"])
+@endpoint(bp, "/runs/{run_id}", methods=["DELETE"], response=Run, summary="Kill a run (soft: tasks cancelled)")
 def kill_run(run_id):
     return 200, get_services().runs.kill(principal(), run_id)
 
 
-@endpoint(bp, "/runs/{run_id}/tasks")
+@endpoint(bp, "/runs/{run_id}/tasks", response=Task, lists=True, query=("stage", "status", "limit", "cursor"),
+          summary="Tasks of a run")
 def list_run_tasks(run_id):
     params, limit, cursor = paging(bp, {"stage", "status"})
     stage = enum_param(params, "stage", {s.value for s in Stage})
@@ -47,13 +50,15 @@ def list_run_tasks(run_id):
     return 200, page_body(get_services().runs.list_tasks(principal(), run_id, limit, cursor, stage, status))
 
 
-@endpoint(bp, "/runs/{run_id}/tasks", methods=["POST"])
+@endpoint(bp, "/runs/{run_id}/tasks", methods=["POST"], body=TaskCreate, response=Task, status=201,
+          summary="Add a task to a run")
 def add_run_task(run_id):
     request = parse_body(bp.current_request.raw_body, TaskCreate)
     return 201, get_services().runs.add_task(principal(), run_id, request)
 
 
-@endpoint(bp, "/runs/{run_id}/events")
+@endpoint(bp, "/runs/{run_id}/events", response=Event, lists=True, query=("after", "limit"),
+          summary="The run's audit events in order")
 def list_run_events(run_id):
     params = query(bp, {"after"})
     limit = parse_limit(params.get("limit"))

@@ -3,18 +3,30 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
+from pydantic import BaseModel
+
+from ..domain.models import AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest, SetStageRequest, Task
 from .http import endpoint, parse_body, principal
 
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/tasks/{task_id}")
+class Claimed(BaseModel):
+    task: Task
+    claim: Claim
+
+
+class Lease(BaseModel):
+    expires_at: str
+
+
+@endpoint(bp, "/tasks/{task_id}", response=Task, summary="Get a task")
 def get_task(task_id):
     return 200, get_services().tasks.get(principal(), task_id)
 
 
-@endpoint(bp, "/queue/claim", methods=["POST"])
+@endpoint(bp, "/queue/claim", methods=["POST"], body=ClaimRequest, response=Claimed, extra_statuses=(204,),
+          summary="Claim the next queued task at a stage")
 def claim_task():
     request = parse_body(bp.current_request.raw_body, ClaimRequest)
     claimed = get_services().tasks.claim(principal(), request)
@@ -24,19 +36,22 @@ def claim_task():
     return 200, {"task": task, "claim": claim}
 
 
-@endpoint(bp, "/tasks/{task_id}/heartbeat", methods=["POST"])
+@endpoint(bp, "/tasks/{task_id}/heartbeat", methods=["POST"], body=HeartbeatRequest, response=Lease,
+          summary="Extend the lease of a claim")
 def heartbeat_task(task_id):
     request = parse_body(bp.current_request.raw_body, HeartbeatRequest)
     return 200, {"expires_at": get_services().tasks.heartbeat(principal(), task_id, request)}
 
 
-@endpoint(bp, "/tasks/{task_id}/advance", methods=["POST"])
+@endpoint(bp, "/tasks/{task_id}/advance", methods=["POST"], body=AdvanceRequest, response=Task,
+          summary="Finish the stage: pass or fail")
 def advance_task(task_id):
     request = parse_body(bp.current_request.raw_body, AdvanceRequest)
     return 200, get_services().tasks.advance(principal(), task_id, request)
 
 
-@endpoint(bp, "/tasks/{task_id}/stage", methods=["POST"])
+@endpoint(bp, "/tasks/{task_id}/stage", methods=["POST"], body=SetStageRequest, response=Task,
+          summary="Move a task to a stage by hand (human/admin)")
 def set_task_stage(task_id):
     request = parse_body(bp.current_request.raw_body, SetStageRequest)
     return 200, get_services().tasks.set_stage(principal(), task_id, request)
