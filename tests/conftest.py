@@ -15,6 +15,7 @@ os.environ.setdefault("AWS_SECURITY_TOKEN", "testing")
 os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ["BATON_TABLE"] = "baton-test"
 os.environ["BATON_STAGE"] = "test"
+os.environ["BATON_IDEMPOTENCY_TABLE"] = "baton-test-idempotency"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from moto import mock_aws  # noqa: E402
@@ -30,6 +31,10 @@ def aws():
         settings = Settings.from_env()
         services = bootstrap.build_services(settings)
         create_table(services.store.client, settings.table_name)
+        create_table(services.store.client, settings.idempotency_table, logical_id="IdempotencyTable")
+        from chalicelib.api import idempotency
+
+        idempotency.reset()
         bootstrap.reset_services(services)
         yield services
         bootstrap.reset_services(None)

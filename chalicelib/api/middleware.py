@@ -13,6 +13,7 @@ from chalice.app import Request
 from ..bootstrap import get_services
 from ..domain.errors import BatonError, PayloadTooLargeError
 from .http import MAX_BODY_BYTES, current_principal, error_response, internal_error_response
+from .idempotency import with_idempotency
 
 logger = logging.getLogger("baton.api")
 
@@ -30,6 +31,8 @@ def authenticate_request(event: Request, get_response: Callable[[Request], Respo
             principal = get_services().keys.authenticate(event.headers.get("authorization"))
             current_principal.set(principal)
             _append_log_keys(key_id=principal.key_id, principal=principal.kind.value)
+            settings = get_services().settings
+            return with_idempotency(settings.idempotency_table, principal.key_id, event, get_response)
         return get_response(event)
     except BatonError as error:
         return error_response(error)
