@@ -1,0 +1,5 @@
+"""Small text helpers."""
+
+from .core import slugify
+
+__all__ = ["slugify"]
