@@ -5,6 +5,7 @@ ones. Being middleware (not a Chalice authorizer), it behaves the same under Lam
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable
 
 from chalice import Response
@@ -21,6 +22,21 @@ PUBLIC_PATHS = frozenset({"/status", "/openapi.json"})
 
 
 def authenticate_request(event: Request, get_response: Callable[[Request], Response]) -> Response:
+    """Authenticate, then log one structured line per request (never the key or the body)."""
+    began = time.monotonic()
+    response = _authenticate_request(event, get_response)
+    from ..observability import logger as structured
+
+    ids = {k: v for k, v in (event.uri_params or {}).items() if k in LOGGED_IDS}
+    structured.info("request", extra={"method": event.method, "route": event.path, "status": response.status_code,
+                                      "duration_ms": round((time.monotonic() - began) * 1000, 1), **ids})
+    return response
+
+
+LOGGED_IDS = frozenset({"project_id", "run_id", "task_id", "proof_id", "handoff_id"})
+
+
+def _authenticate_request(event: Request, get_response: Callable[[Request], Response]) -> Response:
     token = current_principal.set(None)
     try:
         body = event.raw_body
