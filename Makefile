@@ -15,6 +15,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+	$(MAKE) --no-print-directory cli
 
 venv: $(STAMP)
 
@@ -51,3 +52,10 @@ lint-infra: package $(LINT_STAMP)
 
 clean:
 	rm -rf $(VENV) $(LINT_VENV) out .pytest_cache .hypothesis
+
+## Write .venv/bin/baton, the CLI (python -m chalicelib.cli, from any directory).
+cli: $(STAMP)
+	@printf '%s\n' '#!/bin/sh' \
+	  'PYTHONPATH="$(CURDIR)$${PYTHONPATH:+:$$PYTHONPATH}"; export PYTHONPATH' \
+	  'exec "$$(dirname "$$0")/python" -m chalicelib.cli "$$@"' > $(VENV)/bin/baton
+	@chmod +x $(VENV)/bin/baton
