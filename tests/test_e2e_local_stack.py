@@ -28,12 +28,28 @@ def stack(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def admin(stack) -> BatonClient:
+def repository(tmp_path_factory) -> str:
+    """A local bare git repository the agents clone and push task branches to."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("repo")
+    work, bare = root / "work", root / "e2e.git"
+    work.mkdir()
+    (work / "README.md").write_text("e2e\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=work, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return f"file://{bare}"
+
+
+@pytest.fixture(scope="module")
+def admin(stack, repository) -> BatonClient:
     client = BatonClient(stack.api_url, stack.admin_key)
     for role in ("dev", "qa", "security", "docs", "cicd"):
         client.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
-                                      "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 2})
-    client.post("/projects", {"id": "e2e", "name": "E2E", "repository_url": "https://example.com/e2e.git"})
+                                      "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})
+    client.post("/projects", {"id": "e2e", "name": "E2E", "repository_url": repository})
     return client
 
 

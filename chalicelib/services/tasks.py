@@ -19,6 +19,7 @@ from .roles import RoleService
 
 CANDIDATES_PER_QUERY = 10
 CLAIM_ROUNDS = 5
+STALE_RETRIES = 5
 
 
 def task_stages(task: Task, run_item: dict[str, Any]) -> list[Stage]:
@@ -144,40 +145,61 @@ class TaskService:
                 raise ConflictError(f"run {task.run_id} is {current['status']}; its tasks cannot be claimed",
                                     code="run_not_running")
 
+        # A claim is the job's first sign of life: it counts as a heartbeat of the stage job.
+        beat = (outbox.record("task_heartbeat", token=task.sfn_token),) if task.sfn_token else ()
         after, _ = self.commit_change(task, after, transition, principal.actor,
                                       {"agent_id": request.agent_id, "lease_expires_at": after.lease_expires_at},
-                                      check_run=running)
+                                      check_run=running, extra_operations=tuple(self.outbox.operations(beat)))
+        self.outbox.deliver(list(beat))
         return after, Claim(claim_id=after.claim_id or "", expires_at=after.lease_expires_at or "")
 
     # ---- heartbeat, advance, set-stage
 
     def heartbeat(self, principal: Principal, task_id: str, request: HeartbeatRequest) -> str:
         """Extend the lease (and the stage job's heartbeat); 409 unless ``claim_id`` holds it.
-        Not an audit event: nothing moved."""
-        task = self.get(principal, task_id, Action.work)
-        after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
-                                   lease_seconds=request.lease_seconds)
-        records = [outbox.record("task_heartbeat", token=task.sfn_token)] if task.sfn_token else []
-        self.store.replace_task(after, task.version, self.outbox.operations(records))
-        self.outbox.deliver(records)
-        return after.lease_expires_at or ""
+        Not an audit event: nothing moved. A concurrent write by the same claimant (an upload, an
+        advance) is retried on the fresh version; a lost lease is not."""
+        for attempt in range(STALE_RETRIES):
+            task = self.get(principal, task_id, Action.work)
+            after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
+                                       lease_seconds=request.lease_seconds)
+            records = [outbox.record("task_heartbeat", token=task.sfn_token)] if task.sfn_token else []
+            try:
+                self.store.replace_task(after, task.version, self.outbox.operations(records))
+            except ConflictError as error:
+                if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
+                    continue
+                raise
+            self.outbox.deliver(records)
+            return after.lease_expires_at or ""
+        raise AssertionError("unreachable")
 
     def advance(self, principal: Principal, task_id: str, request: AdvanceRequest,
                 extra_operations: tuple[dict[str, Any], ...] = (),
                 check: Optional[Callable[[Task, dict[str, Any]], None]] = None) -> Task:
-        task = self.get(principal, task_id, Action.work)
-        pipeline.check_lease(task, request.claim_id, clock.now_iso())
-        run_item = self.store.get_run_item(task.run_id) or {}
-        if check:
-            check(task, run_item)
-        after, transition = pipeline.advance(
-            task, claim_id=request.claim_id, result=request.result, stages=task_stages(task, run_item),
-            max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
-        after, _ = self.commit_change(task, after, transition, principal.actor,
-                                      {"result": request.result.value, "notes": request.notes[:2000],
-                                       "agent_id": task.claimed_by}, run_item=run_item,
-                                      extra_operations=extra_operations)
-        return after
+        """Finish the claimant's stage: pass → next stage, fail → loop back (or failed). Retried on
+        a fresh read when only the version moved (the claimant's own heartbeat); the lease is
+        checked again each time, so a stale claim still changes nothing."""
+        for attempt in range(STALE_RETRIES):
+            task = self.get(principal, task_id, Action.work)
+            pipeline.check_lease(task, request.claim_id, clock.now_iso())
+            run_item = self.store.get_run_item(task.run_id) or {}
+            if check:
+                check(task, run_item)
+            after, transition = pipeline.advance(
+                task, claim_id=request.claim_id, result=request.result, stages=task_stages(task, run_item),
+                max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
+            try:
+                after, _ = self.commit_change(task, after, transition, principal.actor,
+                                              {"result": request.result.value, "notes": request.notes[:2000],
+                                               "agent_id": task.claimed_by}, run_item=run_item,
+                                              extra_operations=extra_operations)
+            except ConflictError as error:
+                if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
+                    continue
+                raise
+            return after
+        raise AssertionError("unreachable")
 
     def set_stage(self, principal: Principal, task_id: str, request: SetStageRequest) -> Task:
         task = self.get(principal, task_id, Action.set_stage)
