@@ -52,8 +52,9 @@ def _handler_with_idempotency():
 
 def handle_message(body: str, context: Any = None) -> None:
     message = json.loads(body)
-    logger.append_keys(task_id=message.get("task_id"), run_id=message.get("run_id"),
-                       message_kind=message.get("kind"), dispatch=message.get("dispatch"))
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(task_id=message.get("task_id"), run_id=message.get("run_id"),
+                                   message_kind=message.get("kind"), dispatch=message.get("dispatch"))
     handler = _handler_with_idempotency()
     if isinstance(handler, tuple):
         config, wrapped, plain = handler

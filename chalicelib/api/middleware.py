@@ -23,9 +23,11 @@ PUBLIC_PATHS = frozenset({"/status", "/openapi.json"})
 
 def authenticate_request(event: Request, get_response: Callable[[Request], Response]) -> Response:
     """Authenticate, then log one structured line per request (never the key or the body)."""
-    began = time.monotonic()
-    response = _authenticate_request(event, get_response)
     from ..observability import logger as structured
+
+    began = time.monotonic()
+    structured.thread_safe_clear_keys()
+    response = _authenticate_request(event, get_response)
 
     ids = {k: v for k, v in (event.uri_params or {}).items() if k in LOGGED_IDS}
     structured.info("request", extra={"method": event.method, "route": event.path, "status": response.status_code,
@@ -62,4 +64,4 @@ def _authenticate_request(event: Request, get_response: Callable[[Request], Resp
 def _append_log_keys(**keys: Any) -> None:
     from ..observability import logger as structured
 
-    structured.append_keys(**keys)
+    structured.thread_safe_append_keys(**keys)

@@ -259,7 +259,7 @@ class LocalStack:
 
 def main() -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # BATON's JSON logs: set INFO to see every request
     api_port = int(os.environ.get("BATON_API_PORT", "8000"))
     stack = LocalStack(api_port=api_port, visibility_timeout=30, sweep_seconds=5)
     try:
