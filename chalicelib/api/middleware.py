@@ -4,6 +4,7 @@ ones. Being middleware (not a Chalice authorizer), it behaves the same under Lam
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any, Callable
@@ -27,12 +28,31 @@ def authenticate_request(event: Request, get_response: Callable[[Request], Respo
 
     began = time.monotonic()
     structured.thread_safe_clear_keys()
-    response = _authenticate_request(event, get_response)
+    response = in_contract_shape(_authenticate_request(event, get_response))
 
     ids = {k: v for k, v in (event.uri_params or {}).items() if k in LOGGED_IDS}
     structured.info("request", extra={"method": event.method, "route": event.path, "status": response.status_code,
                                       "duration_ms": round((time.monotonic() - began) * 1000, 1), **ids})
     return response
+
+
+CHALICE_CODES = {"MethodNotAllowedError": "method_not_allowed", "UnsupportedMediaType": "unsupported_media_type",
+                 "BadRequestError": "invalid_input", "NotFoundError": "not_found", "TooManyRequestsError": "throttled"}
+
+
+def in_contract_shape(response: Response) -> Response:
+    """Chalice answers some requests itself (unsupported method 405, content type 415) with its own
+    ``{"Code", "Message"}`` body; rewrite those into the contract's error shape."""
+    body = response.body
+    if response.status_code < 400 or not isinstance(body, dict) or set(body) != {"Code", "Message"}:
+        return response
+    code = CHALICE_CODES.get(str(body["Code"]), "error")
+    message = str(body["Message"])
+    if response.status_code == 415:
+        message = "send the body as JSON with 'Content-Type: application/json'"
+    return Response(body=json.dumps({"error": {"code": code, "message": message, "details": []}}),
+                    status_code=response.status_code,
+                    headers={**(response.headers or {}), "Content-Type": "application/json"})
 
 
 LOGGED_IDS = frozenset({"project_id", "run_id", "task_id", "proof_id", "handoff_id"})

@@ -103,6 +103,20 @@ class SqsPump(threading.Thread):
         return len(messages)
 
 
+def local_api_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
+    """Chalice's local server (what ``chalice local`` runs), answering every HTTP method through
+    the app: the standard library server would answer TRACE or CONNECT itself with a 501, where
+    API Gateway (and Chalice) refuse an unsupported method with a 405."""
+    from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
+
+    class RequestHandler(ChaliceRequestHandler):
+        do_TRACE = do_CONNECT = ChaliceRequestHandler._generic_handle
+
+    CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
+    app_obj.__class__ = CustomLocalChalice
+    return LocalDevServer(app_obj, config, host, port, handler_cls=RequestHandler)
+
+
 class Periodic(threading.Thread):
     def __init__(self, interval: float, action: Any, name: str):
         super().__init__(daemon=True, name=name)
@@ -193,10 +207,9 @@ class LocalStack:
         sys.path.insert(0, str(ROOT))
         import app as app_module
         from chalice.config import Config
-        from chalice.local import create_local_server
 
         config = Config.create(chalice_stage="local", app_name="baton", lambda_timeout=60)
-        self.api_server = create_local_server(app_module.app, config, "127.0.0.1", self.api_port)
+        self.api_server = local_api_server(app_module.app, config, "127.0.0.1", self.api_port)
         api_thread = threading.Thread(target=self.api_server.server.serve_forever, daemon=True, name="api")
         api_thread.start()
         pump = SqsPump(bootstrap.client("sqs", self.services.settings), self.resources.dispatch_queue_url,
