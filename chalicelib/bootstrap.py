@@ -12,14 +12,21 @@ import boto3
 from botocore.config import Config
 
 from .adapters.dynamo import BatonStore
+from .adapters.evidence_store import EvidenceStore
+from .adapters.proofs_s3 import ProofStore
 from .adapters.launchers import EcsLauncher, LocalLauncher
 from .adapters.stepfunctions import DispatchQueue, StepFunctions
 from .config import Settings
 from .services.api_keys import KeyService
 from .services.approvals import ApprovalService
+from .services.bugs import BugService
+from .services.context import ContextService
 from .services.dispatch import DispatchService
+from .services.findings import FindingService
+from .services.handoffs import HandoffService
 from .services.outbox import Outbox
 from .services.projects import ProjectService
+from .services.proofs import ProofService
 from .services.roles import RoleService
 from .services.runs import RunService
 from .services.tasks import TaskService
@@ -41,6 +48,12 @@ class Services:
     outbox: Outbox
     dispatch: DispatchService
     launcher: Any
+    evidence: EvidenceStore
+    proofs: ProofService
+    handoffs: HandoffService
+    findings: FindingService
+    bugs: BugService
+    context: ContextService
 
 
 _lock = threading.Lock()
@@ -49,6 +62,12 @@ _services: Optional[Services] = None
 
 def client(service: str, settings: Settings):
     return boto3.session.Session().client(service, region_name=settings.region, config=CLIENT_CONFIG)
+
+
+def s3_client(settings: Settings):
+    """Presigned URLs need SigV4 (the proof bucket is KMS-encrypted)."""
+    config = CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
+    return boto3.session.Session().client("s3", region_name=settings.region, config=config)
 
 
 def build_launcher(settings: Settings) -> Any:
@@ -75,9 +94,16 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
     launcher = launcher or build_launcher(settings)
     dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, api_url=settings.api_url,
                                max_attempts=settings.max_attempts)
+    evidence = EvidenceStore(store)
+    objects = ProofStore(s3_client(settings), settings.bucket) if settings.bucket else None
+    proofs = ProofService(store, evidence, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)
     return Services(settings=settings, store=store, keys=keys, projects=projects, roles=roles, runs=runs,
                     tasks=tasks, approvals=ApprovalService(store, runs), outbox=outbox, dispatch=dispatch,
-                    launcher=launcher)
+                    launcher=launcher, evidence=evidence, proofs=proofs,
+                    handoffs=HandoffService(store, evidence, tasks),
+                    findings=FindingService(store, evidence, tasks, runs, proofs),
+                    bugs=BugService(store, evidence, projects, runs),
+                    context=ContextService(evidence, roles, proofs))
 
 
 def get_services() -> Services:

@@ -11,6 +11,17 @@ def _list(name: str) -> list[str]:
     return [v for v in os.environ.get(name, "").split(",") if v]
 
 
+def _size_limits(name: str) -> dict[str, int]:
+    """``default=52428800,screenshot=10485760``: the largest proof in bytes, per proof type."""
+    limits: dict[str, int] = {}
+    for pair in _list(name):
+        kind, _, value = pair.partition("=")
+        if not value.strip().isdigit():
+            raise ValueError(f"{name}: {pair!r} is not type=bytes (e.g. screenshot=10485760)")
+        limits[kind.strip()] = int(value)
+    return limits
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -30,6 +41,8 @@ class Settings:
     ecs_subnets: list[str] = field(default_factory=list)
     ecs_security_groups: list[str] = field(default_factory=list)
     max_attempts: int = 3
+    # Largest proof per type in bytes, over the built-in defaults (50 MB; screenshots 10 MB).
+    proof_size_limits: dict[str, int] = field(default_factory=dict)
 
     @property
     def uses_step_functions(self) -> bool:
@@ -56,4 +69,5 @@ class Settings:
             ecs_subnets=_list("BATON_ECS_SUBNETS"),
             ecs_security_groups=_list("BATON_ECS_SECURITY_GROUPS"),
             max_attempts=int(env("BATON_MAX_ATTEMPTS", "3")),
+            proof_size_limits=_size_limits("BATON_PROOF_SIZE_LIMITS"),
         )

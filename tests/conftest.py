@@ -16,6 +16,7 @@ os.environ.setdefault("AWS_SESSION_TOKEN", "testing")
 os.environ["BATON_TABLE"] = "baton-test"
 os.environ["BATON_STAGE"] = "test"
 os.environ["BATON_IDEMPOTENCY_TABLE"] = "baton-test-idempotency"
+os.environ["BATON_BUCKET"] = "baton-test-proofs"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
 from moto import mock_aws  # noqa: E402
@@ -32,6 +33,7 @@ def aws():
         services = bootstrap.build_services(settings)
         create_table(services.store.client, settings.table_name)
         create_table(services.store.client, settings.idempotency_table, logical_id="IdempotencyTable")
+        bootstrap.s3_client(settings).create_bucket(Bucket=settings.bucket)
         from chalicelib.api import idempotency
 
         idempotency.reset()
@@ -106,3 +108,13 @@ def start_run(api: Api, project_id: str = "demo", tasks: int = 3, **fields) -> d
     response = api.post(f"/projects/{project_id}/runs", body)
     assert response.status_code == 201, response.data
     return response.data
+
+
+def relax_roles(api: Api, roles: tuple[str, ...] = ("dev", "qa", "security", "docs", "cicd")) -> None:
+    """Publish role versions that require no proofs, for tests about the pipeline itself."""
+    for role in roles:
+        current = api.get(f"/roles/{role}").data
+        spec = {k: current[k] for k in ("prompt", "executor", "command", "image", "timeout_seconds",
+                                        "heartbeat_seconds")}
+        response = api.call("PUT", f"/roles/{role}", {**spec, "required_proofs": []})
+        assert response.status_code == 200, response.data

@@ -130,3 +130,52 @@ def role_active(role: str) -> dict[str, str]:
 
 
 ROLE_VERSION_PREFIX = "V#"
+
+
+# ---- evidence: handoffs and proofs in the task's partition, findings and the backlog pointer
+
+HANDOFF_PREFIX = "HANDOFF#"
+PROOF_PREFIX = "PROOF#"
+
+
+def handoff(task_id: str, created_at: str, handoff_id: str) -> dict[str, str]:
+    """A handoff sorts by creation time inside its task's partition (newest first = descending)."""
+    return {"pk": task_partition(task_id), "sk": f"{HANDOFF_PREFIX}{created_at}#{handoff_id}"}
+
+
+def handoff_ref(handoff_id: str) -> dict[str, str]:
+    """Pointer from a handoff id to its item (``task_id`` and ``item_sk``): lookup by id without a scan."""
+    return {"pk": f"HANDOFF#{handoff_id}", "sk": META}
+
+
+def proof(task_id: str, created_at: str, proof_id: str) -> dict[str, str]:
+    return {"pk": task_partition(task_id), "sk": f"{PROOF_PREFIX}{created_at}#{proof_id}"}
+
+
+def proof_ref(proof_id: str) -> dict[str, str]:
+    """Pointer from a proof id to its item (``task_id`` and ``item_sk``)."""
+    return {"pk": f"PROOF#{proof_id}", "sk": META}
+
+
+def proofs_of_project(project_id: str) -> str:
+    return f"PROJECT#{project_id}#PROOFS"
+
+
+def proof_list_entry(project_id: str, created_at: str, proof_id: str) -> dict[str, str]:
+    """A project's proof history, newest first (gsi1, descending)."""
+    return {"gsi1pk": proofs_of_project(project_id), "gsi1sk": f"{created_at}#{proof_id}"}
+
+
+def finding(run_id: str, dedup_key: str) -> dict[str, str]:
+    """One finding reported in a run: its presence means "already reported, a fix task exists"."""
+    return {"pk": f"RUN#{run_id}", "sk": f"FINDING#{dedup_key}"}
+
+
+def fix_task_count(run_id: str) -> dict[str, str]:
+    """How many fix tasks findings created in a run (the ``max_fix_tasks`` ceiling counts these)."""
+    return {"pk": f"RUN#{run_id}", "sk": "FIXCOUNT"}
+
+
+def backlog(project_id: str) -> dict[str, str]:
+    """The project's open backlog run, where bug reports without a run go."""
+    return {"pk": f"PROJECT#{project_id}", "sk": "BACKLOG"}

@@ -23,6 +23,8 @@ def query(bp: Blueprint, allowed: set[str]) -> dict[str, str]:
     unknown = sorted(set(params) - allowed - {"limit"})
     if unknown:
         raise unknown_query_error(unknown)
+    if "limit" in params:
+        parse_limit(params["limit"])   # a bad limit is a 400 even where the list is not paged
     return params
 
 

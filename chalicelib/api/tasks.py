@@ -47,7 +47,10 @@ def heartbeat_task(task_id):
           summary="Finish the stage: pass or fail")
 def advance_task(task_id):
     request = parse_body(bp.current_request.raw_body, AdvanceRequest)
-    return 200, get_services().tasks.advance(principal(), task_id, request)
+    services = get_services()
+    # A pass needs the proofs the stage's role requires (checked after the lease, before the move).
+    return 200, services.tasks.advance(principal(), task_id, request,
+                                       check=services.proofs.advance_check(request.result))
 
 
 @endpoint(bp, "/tasks/{task_id}/stage", methods=["POST"], body=SetStageRequest, response=Task,

@@ -1,0 +1,126 @@
+"""Bug reports: a person or an agent reports a bug; it becomes a ``bug_report`` task.
+
+The task goes into the run named in the report, or else into the project's open backlog run
+(``PROJECT#{project}``/``BACKLOG`` points at it; a new one is started when there is none or it
+ended). Screenshots and other stored proofs of the project are attached: the bug task gets its
+own proof records of the same objects, so its context shows them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..adapters.dynamo import BatonStore
+from ..adapters.evidence_store import EvidenceStore
+from ..domain import clock
+from ..domain.auth import Action, Principal
+from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
+from ..domain.evidence import SEVERITY_PRIORITY, BugReport, Proof, ProofStatus
+from ..domain.ids import is_valid_id, new_id
+from ..domain.models import TERMINAL_RUN_STATUSES, PrincipalKind, RunCreate, RunStatus, Task, TaskSource
+from .projects import ProjectService
+from .proofs import PROOF_PREFIX
+from .runs import RunService, require_open_run
+
+BACKLOG_ATTEMPTS = 3
+
+
+def backlog_principal(project_id: str) -> Principal:
+    """Baton itself, starting a project's backlog run on behalf of whoever reported the bug (an agent
+    may report bugs but not start runs)."""
+    return Principal(key_id="system", name="baton-backlog", kind=PrincipalKind.admin, project_ids=[project_id])
+
+
+def _usable_backlog(item: Any) -> bool:
+    return bool(item) and RunStatus(item["status"]) not in TERMINAL_RUN_STATUSES and not item.get("release_task_id")
+
+
+class BugService:
+    def __init__(self, store: BatonStore, evidence: EvidenceStore, projects: ProjectService, runs: RunService):
+        self.store = store
+        self.evidence = evidence
+        self.projects = projects
+        self.runs = runs
+
+    def report(self, principal: Principal, project_id: str, request: BugReport) -> Task:
+        self.projects.get(principal, project_id, Action.report_bug)
+        attachments = self._attachments(project_id, request.proof_ids)
+        description = (f"{request.description}\n\n" if request.description else "") + \
+            f"Severity: {request.severity.value}\nReported by {principal.actor}."
+        for _attempt in range(BACKLOG_ATTEMPTS):
+            run_item = self._run_for(principal, project_id, request)
+            try:
+                task, _ = self.runs.create_task(run_item, title=request.title, description=description[:10_000],
+                                                priority=SEVERITY_PRIORITY[request.severity],
+                                                source=TaskSource.bug_report, parent_task_id=None,
+                                                actor=principal.actor)
+                break
+            except ConflictError as error:
+                if request.run_id is not None or error.code != "run_ended":
+                    raise
+                # the backlog run ended between the read and the write: take (or start) the next one
+        else:
+            raise ConflictError("the project's backlog run kept changing; report the bug again", code="busy")
+        if attachments:
+            self._attach(principal, task, attachments)
+        return task
+
+    # ---- where the bug goes
+
+    def _run_for(self, principal: Principal, project_id: str, request: BugReport) -> dict[str, Any]:
+        if request.run_id is not None:
+            if not is_valid_id(request.run_id, "run"):
+                raise NotFoundError("run not found")
+            item = self.runs.run_item(principal, request.run_id, Action.report_bug)
+            if item["project_id"] != project_id:
+                raise NotFoundError("run not found")
+            require_open_run(item)
+            if item.get("release_task_id"):
+                raise ConflictError(f"run {request.run_id} passed its deploy gate; report the bug without run_id "
+                                    "(it goes to the project's backlog) or in a newer run", code="run_released")
+            return item
+        return self._backlog_run(project_id)
+
+    def _backlog_run(self, project_id: str) -> dict[str, Any]:
+        for _attempt in range(BACKLOG_ATTEMPTS):
+            current = self.evidence.backlog_run_id(project_id)
+            if current:
+                item = self.store.get_run_item(current)
+                if _usable_backlog(item):
+                    return item  # type: ignore[return-value]
+            system = backlog_principal(project_id)
+            run = self.runs.start(system, project_id, RunCreate(title=f"Backlog of {project_id}: bug reports"))
+            if self.evidence.set_backlog_run(project_id, run.id, current, clock.now_iso()):
+                return self.store.get_run_item(run.id) or {}
+            self.runs.kill(system, run.id)  # another report started the backlog first: use theirs
+        raise ConflictError("the project's backlog run kept changing; report the bug again", code="busy")
+
+    # ---- attached proofs
+
+    def _attachments(self, project_id: str, proof_ids: list[str]) -> list[Proof]:
+        if not proof_ids:
+            return []
+        found = self.evidence.get_proofs(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
+        unknown = [p for p in proof_ids if p not in found or found[p].project_id != project_id]
+        if unknown:
+            raise RuleViolationError(f"proof_ids must name proofs of project {project_id}; not found: "
+                                     f"{', '.join(unknown)}", code="unknown_proofs",
+                                     details=[{"loc": ["proof_ids"], "unknown": unknown}])
+        pending = [p for p in proof_ids if found[p].status != ProofStatus.stored]
+        if pending:
+            raise RuleViolationError(f"proofs {', '.join(pending)} are not stored yet: upload and confirm them "
+                                     "first", code="proofs_not_stored",
+                                     details=[{"loc": ["proof_ids"], "pending": pending}])
+        return [found[p] for p in proof_ids]
+
+    def _attach(self, principal: Principal, task: Task, proofs: list[Proof]) -> None:
+        now = clock.now_iso()
+        copies = [proof.model_copy(update={"id": new_id(PROOF_PREFIX), "task_id": task.id, "run_id": task.run_id,
+                                           "stage": task.stage.value, "iteration": task.iteration, "created_at": now,
+                                           "attached_from": proof.id})
+                  for proof in proofs]
+        operations = [op for copy in copies for op in self.evidence.proof_create_ops(copy)]
+        self.store.commit(run_id=task.run_id, actor=principal.actor, action="proofs.attached",
+                          entity=f"task:{task.id}",
+                          data={"proof_ids": [c.id for c in copies], "attached_from": [p.id for p in proofs]},
+                          operations=operations)

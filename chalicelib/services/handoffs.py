@@ -1,0 +1,102 @@
+"""Handoffs: the written baton one agent passes the next (what was done, decided, left open).
+
+A handoff is written on a task by an agent with the ``work`` right, backed by stored proofs of
+that task, and then walks ``created → accepted → completed`` (or ``failed``). Every change is
+audited in the run's event log, in the same transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from ..adapters.dynamo import BatonStore, Page
+from ..adapters.evidence_store import EvidenceStore
+from ..domain import clock
+from ..domain.auth import Action, Principal, authorize
+from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
+from ..domain.evidence import (Handoff, HandoffAction, HandoffCreate, HandoffNote, HandoffStatus, HandoffTransition,
+                               ProofStatus, next_handoff_status)
+from ..domain.ids import is_valid_id, new_id
+from ..domain.models import Task
+from .tasks import TaskService
+
+HANDOFF_PREFIX = "hof"
+
+
+class HandoffService:
+    def __init__(self, store: BatonStore, evidence: EvidenceStore, tasks: TaskService):
+        self.store = store
+        self.evidence = evidence
+        self.tasks = tasks
+
+    # ---- reads
+
+    def get(self, principal: Principal, handoff_id: str, action: Action = Action.read) -> Handoff:
+        handoff = self.evidence.get_handoff(handoff_id) if is_valid_id(handoff_id, HANDOFF_PREFIX) else None
+        if handoff is None:
+            raise NotFoundError("handoff not found")
+        authorize(principal, action, project_id=handoff.project_id, task_id=handoff.task_id, what="handoff")
+        return handoff
+
+    def list(self, principal: Principal, task_id: str, limit: int, cursor: Optional[str]) -> Page:
+        """The task's handoffs, newest first."""
+        self.tasks.get(principal, task_id)
+        return self.evidence.list_handoffs(task_id, limit, cursor)
+
+    # ---- writes
+
+    def create(self, principal: Principal, task_id: str, request: HandoffCreate) -> Handoff:
+        task = self.tasks.get(principal, task_id, Action.work)
+        self._check_proofs(task, request.proof_ids)
+        now = clock.now_iso()
+        handoff = Handoff(id=new_id(HANDOFF_PREFIX), task_id=task.id, run_id=task.run_id, project_id=task.project_id,
+                          stage=task.stage.value, iteration=task.iteration, **request.model_dump(),
+                          status=HandoffStatus.created,
+                          transitions=[HandoffTransition(status=HandoffStatus.created, at=now, by=principal.actor)],
+                          created_by=principal.actor, created_at=now, updated_at=now)
+        self.store.commit(run_id=task.run_id, actor=principal.actor, action="handoff.created",
+                          entity=f"handoff:{handoff.id}",
+                          data={"task_id": task.id, "from_role": handoff.from_role.value,
+                                "to_role": handoff.to_role.value, "stage": handoff.stage,
+                                "iteration": handoff.iteration, "confidence": handoff.confidence.value,
+                                "proof_ids": handoff.proof_ids},
+                          operations=self.evidence.handoff_create_ops(handoff))
+        return handoff
+
+    def transition(self, principal: Principal, handoff_id: str, action: HandoffAction, note: HandoffNote) -> Handoff:
+        """accept / complete / fail; 409 when the lifecycle does not allow it from the current status."""
+        handoff = self.get(principal, handoff_id, Action.work)
+        target = next_handoff_status(handoff.status, action)
+        now = clock.now_iso()
+        after = handoff.model_copy(update={
+            "status": target, "updated_at": now, "version": handoff.version + 1,
+            "transitions": [*handoff.transitions,
+                            HandoffTransition(status=target, at=now, by=principal.actor, notes=note.notes)]})
+        try:
+            self.store.commit(run_id=handoff.run_id, actor=principal.actor, action=f"handoff.{target.value}",
+                              entity=f"handoff:{handoff.id}",
+                              data={"task_id": handoff.task_id, "from_status": handoff.status.value,
+                                    "to_status": target.value, "notes": note.notes[:2000]},
+                              operations=[self.evidence.handoff_update_op(after, handoff.version)])
+        except ConflictError:
+            # Someone moved it first: answer from what it is now (an illegal transition is a 409 too).
+            current = self.evidence.get_handoff(handoff.id)
+            if current is not None:
+                next_handoff_status(current.status, action)
+            raise
+        return after
+
+    def _check_proofs(self, task: Task, proof_ids: list[str]) -> None:
+        if not proof_ids:
+            return
+        found = self.evidence.get_proofs(proof_ids)
+        foreign = [p for p in proof_ids if p not in found or found[p].task_id != task.id]
+        if foreign:
+            raise RuleViolationError(f"proof_ids must name proofs of task {task.id}; not found there: "
+                                     f"{', '.join(foreign)}", code="unknown_proofs",
+                                     details=[{"loc": ["proof_ids"], "unknown": foreign}])
+        pending = [p for p in proof_ids if found[p].status != ProofStatus.stored]
+        if pending:
+            raise RuleViolationError(f"proofs {', '.join(pending)} are not stored yet: upload and confirm them "
+                                     "before citing them in a handoff", code="proofs_not_stored",
+                                     details=[{"loc": ["proof_ids"], "pending": pending}])

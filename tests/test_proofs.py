@@ -1,0 +1,548 @@
+"""Proofs: declared, uploaded with the presigned POST, confirmed against S3, listed, downloaded.
+
+Most tests run on moto in-process, where an agent's upload is a plain ``put_object`` (moto
+in-process does not serve HTTP). The tests at the end upload for real: multipart/form-data over
+HTTP to a moto server (``ThreadedMotoServer``), then follow the download's 302.
+
+What moto 5.2.5 enforces of a presigned POST: nothing. It stores whatever arrives (any size, any
+Content-Type field, even another key, without checking the policy, its signature or its
+expiry). AWS enforces all of it; here ``confirm`` is what catches a different size, content type or
+content, and it deletes the object (``test_moto_accepts_what_the_policy_forbids...``).
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import os
+import socket
+import urllib.error
+import urllib.request
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterator, Optional
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from chalicelib import bootstrap
+from chalicelib.config import Settings
+from chalicelib.domain.evidence import MB
+from chalicelib.local.resources import create_table
+from tests.conftest import Api, start_run
+
+REPORT = b"<testsuite tests='3' failures='0'><testcase name='a'/></testsuite>\n"
+
+
+# --------------------------------------------------------------------------- helpers (used by other modules too)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def snapshot(services: Any) -> list[dict[str, Any]]:
+    """Every item of the table (a Scan is fine in a test), in key order."""
+    client, table = services.store.client, services.settings.table_name
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        response = client.scan(**kwargs)
+        items.extend(response.get("Items", []))
+        if not response.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def bucket_keys(services: Any) -> list[str]:
+    s3 = services.proofs.objects.client
+    response = s3.list_objects_v2(Bucket=services.settings.bucket)
+    return sorted(o["Key"] for o in response.get("Contents", []))
+
+
+def declare(api: Api, task_id: str, proof_type: str = "test_result", data: bytes = REPORT,
+            filename: str = "junit.xml", content_type: str = "application/xml", **overrides: Any):
+    body = {"type": proof_type, "filename": filename, "content_type": content_type, "size": len(data),
+            "sha256": sha256(data), **overrides}
+    return api.post(f"/tasks/{task_id}/proofs", body)
+
+
+def put_object(services: Any, key: str, data: bytes, content_type: str) -> None:
+    """What an upload with the presigned POST leaves in the bucket (in-process moto serves no HTTP)."""
+    services.proofs.objects.client.put_object(Bucket=services.settings.bucket, Key=key, Body=data,
+                                              ContentType=content_type)
+
+
+def store_proof(api: Api, services: Any, task_id: str, proof_type: str = "test_result", data: bytes = REPORT,
+                filename: str = "junit.xml", content_type: str = "application/xml") -> dict[str, Any]:
+    """Declare, upload and confirm a proof; the stored proof."""
+    declared = declare(api, task_id, proof_type, data, filename, content_type)
+    assert declared.status_code == 201, declared.data
+    proof = declared.data["proof"]
+    put_object(services, proof["s3_key"], data, content_type)
+    confirmed = api.post(f"/proofs/{proof['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.data
+    return confirmed.data
+
+
+def policy_of(upload: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(base64.b64decode(upload["fields"]["policy"]))
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def task(api, project) -> dict[str, Any]:
+    run = start_run(api, tasks=1, stages=["dev", "qa"])
+    return api.get(f"/runs/{run['id']}/tasks").data["items"][0]
+
+
+@pytest.fixture
+def claimed(api, services, project) -> dict[str, Any]:
+    """A task claimed at qa (qa requires test_result by default); dev passed with its code_diff."""
+    start_run(api, tasks=1, stages=["dev", "qa"])
+    return claim_and_pass_dev(api, services)
+
+
+def claim_and_pass_dev(api: Api, services: Any) -> dict[str, Any]:
+    dev = api.post("/queue/claim", {"stage": "dev", "agent_id": "dev-1", "project_id": "demo"}).data
+    store_proof(api, services, dev["task"]["id"], "code_diff", b"diff --git a/x b/x\n", "change.diff", "text/x-diff")
+    passed = api.post(f"/tasks/{dev['task']['id']}/advance", {"claim_id": dev["claim"]["claim_id"], "result": "pass"})
+    assert passed.status_code == 200, passed.data
+    qa = api.post("/queue/claim", {"stage": "qa", "agent_id": "qa-1", "project_id": "demo"})
+    assert qa.status_code == 200, qa.data
+    return qa.data
+
+
+# --------------------------------------------------------------------------- declaring an upload
+
+
+def test_a_declared_proof_gets_a_presigned_post_limited_to_its_size_type_key_and_15_minutes(api, task):
+    before = datetime.now(timezone.utc)
+    response = declare(api, task["id"])
+    assert response.status_code == 201, response.data
+    proof, upload = response.data["proof"], response.data["upload"]
+    assert proof["status"] == "pending" and proof["id"].startswith("prf_")
+    assert proof["s3_key"] == (f"projects/demo/runs/{task['run_id']}/tasks/{task['id']}/dev-1/test_result/"
+                               f"{proof['id']}-junit.xml")
+    assert (proof["stage"], proof["iteration"], proof["size"], proof["sha256"]) == ("dev", 1, len(REPORT),
+                                                                                   sha256(REPORT))
+    assert upload["fields"]["key"] == proof["s3_key"]
+    assert upload["fields"]["Content-Type"] == "application/xml"
+    policy = policy_of(upload)
+    conditions = policy["conditions"]
+    assert ["content-length-range", len(REPORT), len(REPORT)] in conditions
+    assert {"Content-Type": "application/xml"} in conditions
+    assert {"key": proof["s3_key"]} in conditions
+    assert {"bucket": "baton-test-proofs"} in conditions
+    expiration = datetime.strptime(policy["expiration"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert expiration <= before + timedelta(minutes=15, seconds=1)
+    assert expiration > before + timedelta(minutes=14)
+    expires_at = datetime.strptime(upload["expires_at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    assert abs((expires_at - expiration).total_seconds()) < 5
+    assert api.get(f"/proofs/{proof['id']}").data == proof
+
+
+BAD_FILENAMES = ["..", "../etc/passwd", "a..b", "a/b.txt", "/abs.txt", "a\\b.txt", "nul\x00byte.txt", "", ".",
+                 "sp ace.txt", "x" * 129, "tab\t.txt", "\u00e9.txt", "new\nline"]
+BAD_DECLARATIONS = [{"content_type": "text"}, {"content_type": "text/plain\r\nX-Evil: 1"}, {"sha256": "abc"},
+                    {"sha256": "g" * 64}, {"size": 0}, {"size": "10"}, {"type": "video"}, {"s3_key": "mine"},
+                    {"status": "stored"}, {"filename": 7}]
+
+
+def test_filenames_outside_the_safe_set_are_refused_and_leave_nothing_behind(api, services, task):
+    before = snapshot(services)
+    for filename in BAD_FILENAMES:
+        response = declare(api, task["id"], filename=filename)
+        assert response.status_code == 400, (filename, response.data)
+        assert response.data["error"]["code"] == "invalid_body", filename
+        assert "filename" in response.data["error"]["message"], filename
+    assert snapshot(services) == before
+    assert bucket_keys(services) == []
+
+
+def test_other_bad_declarations_are_refused_and_leave_nothing_behind(api, services, task):
+    before = snapshot(services)
+    for overrides in BAD_DECLARATIONS:
+        response = declare(api, task["id"], **overrides)
+        assert response.status_code == 400, (overrides, response.data)
+        assert response.data["error"]["code"] == "invalid_body", overrides
+    assert snapshot(services) == before
+
+
+def test_size_limits_depend_on_the_type_and_leave_nothing_behind_when_exceeded(api, services, task):
+    before = snapshot(services)
+    too_big = declare(api, task["id"], "screenshot", filename="s.png", content_type="image/png", size=10 * MB + 1)
+    assert too_big.status_code == 413 and too_big.data["error"]["code"] == "proof_too_large"
+    assert "10 MB" in too_big.data["error"]["message"]
+    assert declare(api, task["id"], "log", filename="l.txt", size=50 * MB + 1).status_code == 413
+    assert snapshot(services) == before
+    assert declare(api, task["id"], "log", filename="l.txt", size=50 * MB).status_code == 201
+    assert declare(api, task["id"], "screenshot", filename="s.png", content_type="image/png",
+                   size=10 * MB).status_code == 201
+
+
+def test_size_limits_are_configurable(monkeypatch):
+    from chalicelib.services.proofs import ProofService
+
+    monkeypatch.setenv("BATON_PROOF_SIZE_LIMITS", "default=1048576,screenshot=2048")
+    settings = Settings.from_env()
+    assert settings.proof_size_limits == {"default": MB, "screenshot": 2048}
+    from chalicelib.domain.evidence import size_limit
+
+    assert size_limit("screenshot", settings.proof_size_limits) == 2048
+    assert size_limit("log", settings.proof_size_limits) == MB
+    assert size_limit("log", {}) == 50 * MB
+    with pytest.raises(ValueError):
+        ProofService(None, None, None, None, None, None, size_limits={"videos": 1})
+    monkeypatch.setenv("BATON_PROOF_SIZE_LIMITS", "screenshot=lots")
+    with pytest.raises(ValueError):
+        Settings.from_env()
+
+
+# --------------------------------------------------------------------------- confirming
+
+
+def test_confirm_checks_size_type_and_sha256_and_is_idempotent(api, services, task):
+    declared = declare(api, task["id"]).data["proof"]
+    put_object(services, declared["s3_key"], REPORT, "application/xml")
+    confirmed = api.post(f"/proofs/{declared['id']}/confirm")
+    assert confirmed.status_code == 200
+    assert confirmed.data["status"] == "stored" and confirmed.data["confirmed_at"]
+    again = api.post(f"/proofs/{declared['id']}/confirm")
+    assert again.status_code == 200 and again.data == confirmed.data
+    events = api.get(f"/runs/{task['run_id']}/events").data["items"]
+    assert [e["action"] for e in events].count("proof.stored") == 1
+
+
+def test_confirm_without_an_upload_is_a_conflict_and_changes_nothing(api, services, task):
+    declared = declare(api, task["id"]).data["proof"]
+    before = snapshot(services)
+    response = api.post(f"/proofs/{declared['id']}/confirm")
+    assert response.status_code == 409 and response.data["error"]["code"] == "proof_not_uploaded"
+    assert snapshot(services) == before
+
+
+MISMATCHES = [(REPORT + b"<!-- more -->", "application/xml", "bytes, the declaration says"),
+              (REPORT, "text/html", "content type"),
+              (REPORT.replace(b"a", b"b"), "application/xml", "sha256")]        # same size, other bytes
+
+
+def test_confirm_of_an_object_that_differs_deletes_it_and_stores_nothing(api, services, task):
+    for data, content_type, what in MISMATCHES:
+        declared = declare(api, task["id"]).data["proof"]
+        put_object(services, declared["s3_key"], data, content_type)
+        before = snapshot(services)
+        response = api.post(f"/proofs/{declared['id']}/confirm")
+        assert response.status_code == 422, (what, response.data)
+        assert response.data["error"]["code"] == "proof_mismatch" and what in response.data["error"]["message"]
+        assert bucket_keys(services) == [], what
+        assert snapshot(services) == before, what
+        assert api.get(f"/proofs/{declared['id']}").data["status"] == "pending"
+    # the right file, uploaded again with the same form, confirms
+    put_object(services, declared["s3_key"], REPORT, "application/xml")
+    assert api.post(f"/proofs/{declared['id']}/confirm").data["status"] == "stored"
+
+
+def test_confirm_takes_no_body(api, task):
+    declared = declare(api, task["id"]).data["proof"]
+    assert api.post(f"/proofs/{declared['id']}/confirm", {"status": "stored"}).status_code == 400
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_download_is_a_302_to_a_short_lived_presigned_get(api, services, task):
+    proof = store_proof(api, services, task["id"])
+    response = api.get(f"/proofs/{proof['id']}/download")
+    assert response.status_code == 302
+    location = urlparse(response.headers["Location"])
+    assert location.path.endswith(proof["s3_key"])
+    query = parse_qs(location.query)
+    assert int(query["X-Amz-Expires"][0]) <= 300
+    assert "attachment" in query["response-content-disposition"][0]
+    pending = declare(api, task["id"], filename="other.xml").data["proof"]
+    refused = api.get(f"/proofs/{pending['id']}/download")
+    assert refused.status_code == 409 and refused.data["error"]["code"] == "proof_not_stored"
+
+
+def test_in_a_versioned_bucket_the_checked_version_is_what_is_served(api, services, task):
+    s3, bucket = services.proofs.objects.client, services.settings.bucket
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    proof = store_proof(api, services, task["id"])
+    assert proof["s3_version_id"]
+    # the form is still valid: an overwrite of the same size and type, other bytes
+    put_object(services, proof["s3_key"], REPORT.replace(b"a", b"b"), "application/xml")
+    query = parse_qs(urlparse(api.get(f"/proofs/{proof['id']}/download").headers["Location"]).query)
+    assert query["versionId"] == [proof["s3_version_id"]]
+    served = s3.get_object(Bucket=bucket, Key=proof["s3_key"], VersionId=query["versionId"][0])["Body"].read()
+    assert served == REPORT
+
+
+def test_proofs_are_listed_per_task_and_per_project_newest_first_and_filtered(api, services, project):
+    run_a = start_run(api, tasks=2, stages=["dev", "qa"])
+    run_b = start_run(api, tasks=1, stages=["dev", "qa"])
+    a1, a2 = api.get(f"/runs/{run_a['id']}/tasks").data["items"]
+    b1 = api.get(f"/runs/{run_b['id']}/tasks").data["items"][0]
+    made = [store_proof(api, services, a1["id"], "log", b"log 1", "one.log", "text/plain"),
+            store_proof(api, services, a1["id"], "test_result"),
+            store_proof(api, services, a2["id"], "log", b"log 2", "two.log", "text/plain"),
+            store_proof(api, services, b1["id"], "report", b"{}", "r.json", "application/json")]
+    ids = [p["id"] for p in made]
+    listed = api.get(f"/tasks/{a1['id']}/proofs").data
+    assert [p["id"] for p in listed["items"]] == [ids[1], ids[0]] and listed["next_cursor"] is None
+    assert [p["id"] for p in api.get(f"/tasks/{a1['id']}/proofs?type=log").data["items"]] == [ids[0]]
+    everything = api.get("/projects/demo/proofs").data["items"]
+    assert [p["id"] for p in everything] == list(reversed(ids))
+    assert [p["id"] for p in api.get(f"/projects/demo/proofs?run_id={run_a['id']}").data["items"]] == \
+        [ids[2], ids[1], ids[0]]
+    assert [p["id"] for p in api.get(f"/projects/demo/proofs?run_id={run_a['id']}&type=log").data["items"]] == \
+        [ids[2], ids[0]]
+    page = api.get("/projects/demo/proofs?limit=3").data
+    rest = api.get(f"/projects/demo/proofs?limit=3&cursor={page['next_cursor']}").data
+    assert [p["id"] for p in page["items"] + rest["items"]] == list(reversed(ids)) and rest["next_cursor"] is None
+    first = api.get(f"/tasks/{a1['id']}/proofs?limit=1").data
+    second = api.get(f"/tasks/{a1['id']}/proofs?limit=1&cursor={first['next_cursor']}").data
+    assert [p["id"] for p in first["items"] + second["items"]] == [ids[1], ids[0]]
+
+
+def test_bad_list_queries_are_400(api, task):
+    for path, query, code in [(f"/tasks/{task['id']}/proofs", "type=video", "invalid_query"),
+                              (f"/tasks/{task['id']}/proofs", "bogus=1", "invalid_query"),
+                              (f"/tasks/{task['id']}/proofs", "limit=0", "invalid_limit"),
+                              (f"/tasks/{task['id']}/proofs", "cursor=garbage", "invalid_cursor"),
+                              ("/projects/demo/proofs", "run_id=nope", "invalid_query"),
+                              ("/projects/demo/proofs", "type=Log", "invalid_query"),
+                              ("/projects/demo/proofs", "cursor=e30", "invalid_cursor")]:
+        response = api.get(f"{path}?{query}")
+        assert response.status_code == 400, (query, response.data)
+        assert response.data["error"]["code"] == code, query
+
+
+def test_a_cursor_of_the_handoff_list_is_not_accepted_by_the_proof_list(api, services, task):
+    for i in range(2):
+        api.post(f"/tasks/{task['id']}/handoffs", {"from_role": "dev", "to_role": "qa", "summary": f"h{i}",
+                                                   "confidence": "high"})
+    cursor = api.get(f"/tasks/{task['id']}/handoffs?limit=1").data["next_cursor"]
+    response = api.get(f"/tasks/{task['id']}/proofs?cursor={cursor}")
+    assert response.status_code == 400 and response.data["error"]["code"] == "invalid_cursor"
+
+
+def test_keys_of_other_projects_see_nothing_and_humans_read(api, services, task):
+    proof = store_proof(api, services, task["id"])
+    api.post("/projects", {"id": "other", "name": "Other", "repository_url": "https://example.com/o.git"})
+    other = api.as_key(api.post("/keys", {"name": "o", "principal": "agent", "project_ids": ["other"]}).data["key"])
+    human = api.as_key(api.post("/keys", {"name": "h", "principal": "human", "project_ids": ["demo"]}).data["key"])
+    for path in (f"/proofs/{proof['id']}", f"/proofs/{proof['id']}/download", f"/tasks/{task['id']}/proofs",
+                 "/projects/demo/proofs"):
+        assert other.get(path).status_code == 404, path
+    assert other.post(f"/proofs/{proof['id']}/confirm").status_code == 404
+    assert declare(other, task["id"]).status_code == 404
+    assert human.get(f"/proofs/{proof['id']}").status_code == 200
+    assert api.get("/proofs/prf_01ARZ3NDEKTSV4RRFFQ69G5FAV").status_code == 404
+    assert api.get("/proofs/not-an-id").status_code == 404
+
+
+# --------------------------------------------------------------------------- stage requirements
+
+
+def test_advance_with_pass_needs_the_stages_required_proof(api, services, claimed):
+    task, claim = claimed["task"], claimed["claim"]
+    body = {"claim_id": claim["claim_id"], "result": "pass"}
+    refused = api.post(f"/tasks/{task['id']}/advance", body)
+    assert refused.status_code == 422
+    assert refused.data["error"]["code"] == "missing_proofs"
+    assert "test_result" in refused.data["error"]["message"]
+    assert refused.data["error"]["details"][0]["missing"] == ["test_result"]
+    # declared but not confirmed does not count
+    pending = declare(api, task["id"]).data["proof"]
+    assert api.post(f"/tasks/{task['id']}/advance", body).status_code == 422
+    put_object(services, pending["s3_key"], REPORT, "application/xml")
+    assert api.post(f"/proofs/{pending['id']}/confirm").status_code == 200
+    passed = api.post(f"/tasks/{task['id']}/advance", body)
+    assert passed.status_code == 200, passed.data
+    assert passed.data["stage"] == "complete" and passed.data["status"] == "done"
+
+
+def test_a_fail_needs_no_proof_and_proofs_of_an_earlier_iteration_do_not_count(api, services, claimed):
+    task, claim = claimed["task"], claimed["claim"]
+    store_proof(api, services, task["id"], "test_result")
+    failed = api.post(f"/tasks/{task['id']}/advance", {"claim_id": claim["claim_id"], "result": "fail"})
+    assert failed.status_code == 200 and failed.data["iteration"] == 2 and failed.data["stage"] == "dev"
+    dev = api.post("/queue/claim", {"stage": "dev", "agent_id": "dev-1", "project_id": "demo"}).data
+    refused = api.post(f"/tasks/{task['id']}/advance", {"claim_id": dev["claim"]["claim_id"], "result": "pass"})
+    assert refused.status_code == 422 and refused.data["error"]["details"][0]["missing"] == ["code_diff"]
+
+
+def test_roles_without_required_proofs_pass_freely(api, project):
+    assert api.call("PUT", "/roles/dev", {"prompt": "p", "required_proofs": []}).status_code == 200
+    start_run(api, tasks=1, stages=["dev"], deploy_gate=False)
+    dev = api.post("/queue/claim", {"stage": "dev", "agent_id": "d", "project_id": "demo"}).data
+    passed = api.post(f"/tasks/{dev['task']['id']}/advance", {"claim_id": dev["claim"]["claim_id"], "result": "pass"})
+    assert passed.status_code == 200 and passed.data["status"] == "done"
+
+
+# --------------------------------------------------------------------------- real uploads over HTTP (moto server)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclasses.dataclass
+class ServerWorld:
+    services: Any
+    url: str
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[ServerWorld]:
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    saved = os.environ.get("AWS_ENDPOINT_URL")
+    os.environ["AWS_ENDPOINT_URL"] = url       # botocore reads it when a client is created
+    try:
+        settings = dataclasses.replace(Settings.from_env(), table_name=f"baton-proofs-{uuid.uuid4().hex[:8]}",
+                                       idempotency_table="", bucket=f"proofs-{uuid.uuid4().hex[:8]}")
+        services = bootstrap.build_services(settings)
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_ENDPOINT_URL", None)
+        else:
+            os.environ["AWS_ENDPOINT_URL"] = saved
+    try:
+        yield ServerWorld(services, url)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def server_api(moto_server) -> Iterator[tuple[Api, Any]]:
+    from chalice.test import Client
+
+    import app as app_module
+
+    services = moto_server.services
+    assert services.store.client.meta.endpoint_url == moto_server.url
+    # (re)created per test: an in-process moto test of another module resets moto's shared backends
+    create_table(services.store.client, services.settings.table_name)
+    s3 = services.proofs.objects.client
+    if services.settings.bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
+        s3.create_bucket(Bucket=services.settings.bucket)
+    bootstrap.reset_services(services)
+    try:
+        with Client(app_module.app) as client:
+            api = Api(client, services.keys.bootstrap_admin()[1])
+            project_id = "p-" + uuid.uuid4().hex[:8]
+            assert api.post("/projects", {"id": project_id, "name": "P", "repository_url": "/srv/p.git"}
+                            ).status_code == 201
+            run = start_run(api, project_id, tasks=1, stages=["dev", "qa"])
+            task = api.get(f"/runs/{run['id']}/tasks").data["items"][0]
+            yield api, task
+    finally:
+        bootstrap.reset_services(None)
+
+
+def multipart(fields: dict[str, str], data: bytes, filename: str) -> tuple[bytes, str]:
+    boundary = "----baton" + uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+             for name, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{filename}"\r\n'
+                 f"Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    parts.append(f"--{boundary}--\r\n".encode())
+    return b"".join(parts), f"multipart/form-data; boundary={boundary}"
+
+
+def upload(form: dict[str, Any], data: bytes, filename: str = "file", fields: Optional[dict[str, str]] = None) -> int:
+    body, content_type = multipart({**form["fields"], **(fields or {})}, data, filename)
+    request = urllib.request.Request(form["url"], data=body, method="POST", headers={"Content-Type": content_type})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def test_a_proof_uploaded_with_the_presigned_post_is_confirmed_listed_and_downloaded_byte_identical(server_api):
+    api, task = server_api
+    data = bytes(range(256)) * 40 + b"\x00 the end"         # binary, with NULs: byte-identical or not at all
+    declared = declare(api, task["id"], "screenshot", data, "screen-1.png", "image/png")
+    assert declared.status_code == 201, declared.data
+    proof, form = declared.data["proof"], declared.data["upload"]
+    assert upload(form, data, "screen-1.png") in (200, 201, 204)
+    confirmed = api.post(f"/proofs/{proof['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.data
+    assert confirmed.data["status"] == "stored"
+    assert [p["id"] for p in api.get(f"/tasks/{task['id']}/proofs").data["items"]] == [proof["id"]]
+    assert [p["id"] for p in api.get(f"/projects/{task['project_id']}/proofs").data["items"]] == [proof["id"]]
+    download = api.get(f"/proofs/{proof['id']}/download")
+    assert download.status_code == 302
+    assert fetch(download.headers["Location"]) == data
+
+
+def test_moto_accepts_what_the_policy_forbids_so_confirm_rejects_and_deletes_it(server_api):
+    api, task = server_api
+    services = bootstrap.get_services()
+    s3 = services.proofs.objects.client
+    too_big = declare(api, task["id"]).data
+    # moto stores an upload larger than content-length-range allows (AWS answers 400 EntityTooLarge)
+    assert upload(too_big["upload"], REPORT * 3) in (200, 201, 204)
+    assert s3.head_object(Bucket=services.settings.bucket, Key=too_big["proof"]["s3_key"])["ContentLength"] == \
+        3 * len(REPORT)
+    refused = api.post(f"/proofs/{too_big['proof']['id']}/confirm")
+    assert refused.status_code == 422 and refused.data["error"]["code"] == "proof_mismatch"
+    other_type = declare(api, task["id"], filename="b.xml").data
+    # ... and one whose Content-Type field differs from the policy's exact condition (AWS: 403)
+    assert upload(other_type["upload"], REPORT, fields={"Content-Type": "text/html"}) in (200, 201, 204)
+    refused = api.post(f"/proofs/{other_type['proof']['id']}/confirm")
+    assert refused.status_code == 422 and "content type" in refused.data["error"]["message"]
+    listed = s3.list_objects_v2(Bucket=services.settings.bucket, Prefix=f"projects/{task['project_id']}/")
+    assert listed.get("KeyCount", 0) == 0
+    statuses = {p["id"]: p["status"] for p in api.get(f"/tasks/{task['id']}/proofs").data["items"]}
+    assert statuses == {too_big["proof"]["id"]: "pending", other_type["proof"]["id"]: "pending"}
+
+
+# --------------------------------------------------------------------------- pure rules
+
+
+def test_missing_proofs_counts_only_stored_proofs_of_this_stage_and_iteration_made_here():
+    from chalicelib.domain.evidence import Proof, missing_proofs
+
+    def proof(**fields: Any) -> Proof:
+        base = dict(id="prf_1", task_id="t", run_id="r", project_id="p", stage="qa", iteration=2, type="test_result",
+                    filename="f", content_type="text/plain", size=1, sha256="0" * 64, s3_key="k", status="stored",
+                    uploaded_by="a", created_at="2026-01-01T00:00:00.000000Z")
+        return Proof(**{**base, **fields})
+
+    required = ["test_result", "log"]
+    assert missing_proofs(required, [proof()], stage="qa", iteration=2) == ["log"]
+    assert missing_proofs(required, [proof(), proof(type="log")], stage="qa", iteration=2) == []
+    for other in (proof(status="pending"), proof(iteration=1), proof(stage="dev"), proof(attached_from="prf_0")):
+        assert missing_proofs(["test_result"], [other], stage="qa", iteration=2) == ["test_result"]
+
+
+def test_object_keys_are_built_by_the_server_and_readable():
+    from chalicelib.domain.evidence import proof_object_key
+
+    assert proof_object_key(project_id="shop", run_id="run_1", task_id="task_2", stage="qa", iteration=3,
+                            proof_type="screenshot", proof_id="prf_9", filename="cart.png") == \
+        "projects/shop/runs/run_1/tasks/task_2/qa-3/screenshot/prf_9-cart.png"
+    for bad in ("../x", "a/b", "a\\b", "a\x00b", ""):
+        with pytest.raises(ValueError):
+            proof_object_key(project_id="shop", run_id="r", task_id="t", stage="qa", iteration=1,
+                             proof_type="log", proof_id="p", filename=bad)
