@@ -11,7 +11,7 @@ import math
 import re
 from decimal import Decimal
 from enum import Enum
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -203,6 +203,9 @@ class Progress(BaseModel):
     percent_complete: float
 
 
+SeverityName = Literal["critical", "high", "medium", "low"]
+
+
 class Run(BaseModel):
     id: str
     project_id: str
@@ -214,6 +217,7 @@ class Run(BaseModel):
     canary: Optional[Canary] = None
     ceilings: Ceilings = Field(default_factory=Ceilings)
     deploy_gate: bool = True
+    finding_threshold: Optional[SeverityName] = None
     pinned_roles: dict[str, str] = Field(default_factory=dict)
     progress: Optional[Progress] = None
     release_task_id: Optional[str] = None
@@ -378,6 +382,9 @@ class RunCreate(BaseModel):
     canary: Optional[Canary] = None
     ceilings: Ceilings = Field(default_factory=Ceilings)
     deploy_gate: bool = True
+    finding_threshold: Optional[SeverityName] = Field(
+        default=None, description="findings at or above this severity become fix tasks (default: the "
+                                  "project's settings.finding_threshold, else medium)")
     tasks: list[TaskSpec] = Field(default_factory=list, max_length=MAX_TASKS_PER_RUN_CREATE)
 
     @field_validator("stages")

@@ -88,7 +88,7 @@ class RunService:
         run = Run(id=new_id("run"), project_id=project_id, title=request.title, status=RunStatus.pending,
                   stages=request.stages, max_iterations=request.max_iterations, parallelism=request.parallelism,
                   canary=request.canary, ceilings=ceilings, deploy_gate=request.deploy_gate,
-                  pinned_roles={r.value: c.digest for r, c in pinned.items()},
+                  finding_threshold=request.finding_threshold, pinned_roles={r.value: c.digest for r, c in pinned.items()},
                   pinned_role_versions={r.value: c.version for r, c in pinned.items()},
                   created_at=now, created_by=principal.actor, updated_at=now)
         tasks = [new_task(run, title=t.title, description=t.description, priority=t.priority,
