@@ -26,3 +26,26 @@ def test_run_lifecycle_through_the_api(api, project):
     assert final["progress"]["by_stage"]["complete"] == 2
     events = api.get(f"/runs/{run['id']}/events").data["items"]
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+
+
+def test_a_human_sending_a_task_back_reopens_a_run_waiting_at_its_gate(api, project):
+    relax_roles(api)
+    run = start_run(api, tasks=1, stages=["docs"])
+    claimed = api.post("/queue/claim", {"stage": "docs", "agent_id": "a", "project_id": "demo"}).data
+    api.post(f"/tasks/{claimed['task']['id']}/advance", {"claim_id": claimed["claim"]["claim_id"], "result": "pass"})
+    assert api.get(f"/runs/{run['id']}").data["status"] == "awaiting_approval"
+    moved = api.post(f"/tasks/{claimed['task']['id']}/stage", {"stage": "docs", "reason": "the docs are wrong"})
+    assert moved.status_code == 200 and moved.data["status"] == "queued"
+    assert api.get(f"/runs/{run['id']}").data["status"] == "running"
+    again = api.post("/queue/claim", {"stage": "docs", "agent_id": "b", "project_id": "demo"}).data
+    assert again["task"]["id"] == claimed["task"]["id"]
+    api.post(f"/tasks/{again['task']['id']}/advance", {"claim_id": again["claim"]["claim_id"], "result": "pass"})
+    assert api.get(f"/runs/{run['id']}").data["status"] == "awaiting_approval"
+    approvals = api.get(f"/runs/{run['id']}/approvals").data["items"]
+    assert [a["status"] for a in approvals] == ["pending"]
+
+
+def test_events_after_a_non_ascii_digit_is_a_400(api, project):
+    run = start_run(api, tasks=1)
+    assert api.get(f"/runs/{run['id']}/events?after=%C2%B2").status_code == 400
+    assert api.get(f"/runs/{run['id']}/events?after=999999999999").status_code == 400

@@ -5,9 +5,19 @@ Principals
 * ``admin``: everything.
 * ``human``: everything on its projects; the only principal that decides approvals.
 * ``agent``: reads, claim, heartbeat, advance, handoffs, proofs, findings, bugs, context on its
-  projects. A job-scoped agent token additionally carries one task id and may act only on it.
+  projects; it cannot create projects, runs or tasks, kill runs, set stages or decide approvals.
+* job token (an ``agent`` principal with ``task_id`` set, issued by the dispatcher for one job):
+  reads and work on its own task only (the task, its context, claim, heartbeat, advance, its
+  handoffs, proofs and findings), plus the role configs (``read_config``) the runner checks.
+  Nothing else: another task (or that task's handoffs and proofs) is 404; runs, projects, lists,
+  bugs and keys are 403 (404 when they belong to another project). Its expiry is checked when the
+  key is authenticated (401).
 
-Access to another project's entity answers 404, never 403, so its existence does not leak.
+Only admins manage keys, role configs and director settings (``manage_roles``). Deciding an
+approval is a human act: admins are refused it too.
+
+Access to another project's entity answers 404, never 403, so its existence does not leak; the
+project check comes before any right check.
 """
 
 from __future__ import annotations
@@ -22,7 +32,8 @@ from .models import PrincipalKind
 
 
 class Action(str, Enum):
-    read = "read"
+    read = "read"                          # entities of a project (runs, tasks, proofs, ...) and lists
+    read_config = "read_config"            # role configs and director settings: no project, no task
     create_project = "create_project"
     manage_project = "manage_project"      # patch a project, start/kill runs, add tasks
     work = "work"                          # claim, heartbeat, advance, handoffs, proofs, findings
@@ -30,15 +41,19 @@ class Action(str, Enum):
     set_stage = "set_stage"
     decide_approval = "decide_approval"
     manage_keys = "manage_keys"
-    manage_roles = "manage_roles"
+    manage_roles = "manage_roles"          # role configs and director settings
 
 
 _RIGHTS: dict[PrincipalKind, frozenset[Action]] = {
     PrincipalKind.admin: frozenset(Action) - {Action.decide_approval},
-    PrincipalKind.human: frozenset({Action.read, Action.create_project, Action.manage_project, Action.work,
-                                    Action.report_bug, Action.set_stage, Action.decide_approval}),
-    PrincipalKind.agent: frozenset({Action.read, Action.work, Action.report_bug}),
+    PrincipalKind.human: frozenset({Action.read, Action.read_config, Action.create_project, Action.manage_project,
+                                    Action.work, Action.report_bug, Action.set_stage, Action.decide_approval}),
+    PrincipalKind.agent: frozenset({Action.read, Action.read_config, Action.work, Action.report_bug}),
 }
+
+# What a job token may do on its own task; without a task only ``read_config``.
+_JOB_TASK_ACTIONS = frozenset({Action.read, Action.work})
+_JOB_FREE_ACTIONS = frozenset({Action.read_config})
 
 
 class Principal(BaseModel):
@@ -64,13 +79,27 @@ class Principal(BaseModel):
 
 def authorize(principal: Principal, action: Action, *, project_id: Optional[str] = None,
               task_id: Optional[str] = None, what: str = "resource") -> None:
-    """Raise NotFoundError when the caller may not know the entity, ForbiddenError when it lacks the right."""
+    """Raise NotFoundError when the caller may not know the entity, ForbiddenError when it lacks the right.
+
+    Pass every scope the entity has: ``project_id`` for anything of a project, ``task_id`` for a
+    task and for what hangs off one (its handoffs, proofs, context). A job token is refused
+    whatever is not its own task, so a call that names no task is refused to it (unless the action
+    needs no scope at all, ``read_config``).
+    """
     if project_id is not None and not principal.sees_project(project_id):
         raise NotFoundError(f"{what} not found")
-    if principal.task_id is not None and task_id is not None and task_id != principal.task_id:
-        raise NotFoundError(f"{what} not found")
+    if principal.task_id is not None:
+        _authorize_job(principal, action, task_id=task_id, what=what)
     if action not in _RIGHTS[principal.kind]:
         raise ForbiddenError(f"a {principal.kind.value} key may not {action.value.replace('_', ' ')}; "
                              "ask an admin for a key with that right")
-    if principal.task_id is not None and action not in (Action.read, Action.work):
-        raise ForbiddenError("a job token may only read and work on its own task")
+
+
+def _authorize_job(principal: Principal, action: Action, *, task_id: Optional[str], what: str) -> None:
+    if task_id is not None and task_id != principal.task_id:
+        raise NotFoundError(f"{what} not found")
+    if action in _JOB_FREE_ACTIONS:
+        return
+    if task_id is None or action not in _JOB_TASK_ACTIONS:
+        raise ForbiddenError("a job token may only read and work on its own task (and read role configs); "
+                             "use an agent or human key for anything else")

@@ -110,11 +110,25 @@ def local_api_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
     from chalice.local import ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer
 
     class RequestHandler(ChaliceRequestHandler):
-        do_TRACE = do_CONNECT = ChaliceRequestHandler._generic_handle
+        def __getattr__(self, name: str) -> Any:
+            if name.startswith("do_"):   # TRACE, CONNECT, QUERY, anything: the app answers 405
+                return self._generic_handle
+            raise AttributeError(name)
 
-    CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
-    app_obj.__class__ = CustomLocalChalice
+    if type(app_obj) is not CustomLocalChalice:   # a second stack in one process reuses the swap
+        CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
+        app_obj.__class__ = CustomLocalChalice
     return LocalDevServer(app_obj, config, host, port, handler_cls=RequestHandler)
+
+
+def forget_process_state() -> None:
+    """What a stack leaves in the process that would point a second one at the first one's moto:
+    the dispatcher's idempotency-wrapped handler and the API's idempotency layers (boto3 clients)."""
+    from .. import workers
+    from ..api import idempotency
+
+    workers._idempotent_handler = None
+    idempotency.reset()
 
 
 class Periodic(threading.Thread):
@@ -178,6 +192,12 @@ class LocalStack:
             self._saved_env.setdefault(name, os.environ.pop(name, None))
         from moto.server import ThreadedMotoServer
 
+        from .moto_fidelity import atomic_transactions
+
+        # moto's transactions are neither isolated nor cheap under threads; see moto_fidelity.
+        self._fidelity = atomic_transactions()
+        self._fidelity.__enter__()
+
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's and the API's request lines
 
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
@@ -199,6 +219,7 @@ class LocalStack:
         from .. import bootstrap
         from ..config import Settings
 
+        forget_process_state()
         self.services = bootstrap.build_services(Settings.from_env())
         bootstrap.reset_services(self.services)
         self.services.roles.active_all()  # seed the default role configs
@@ -254,9 +275,13 @@ class LocalStack:
             thread.join(timeout=5)
         if self.moto is not None:
             self.moto.stop()
+        if getattr(self, "_fidelity", None) is not None:
+            self._fidelity.__exit__(None, None, None)
+            self._fidelity = None
         from .. import bootstrap
 
         bootstrap.reset_services(None)
+        forget_process_state()
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

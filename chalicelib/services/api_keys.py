@@ -83,6 +83,9 @@ class KeyService:
             raise UnauthenticatedError("the API key is not valid or was revoked; ask an admin for a new key",
                                        code="invalid_credentials")
         expires_at = item.get("expires_at")
+        if item.get("type") == "job_token" and (not expires_at or not item.get("task_id")):
+            raise UnauthenticatedError("the job token is not valid; the dispatcher issues one per job",
+                                       code="invalid_credentials")   # fail closed: never an unscoped agent
         if expires_at and expires_at <= clock.now_iso():
             raise UnauthenticatedError("the job token expired with its job", code="expired_credentials")
         return Principal(key_id=item["id"], name=item["name"], kind=PrincipalKind(item["principal"]),

@@ -49,7 +49,8 @@ def fill_request(run_id: str) -> dict[str, Any]:
 
 
 def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
-               store_approval_op: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[dict[str, Any]], RunEffect]:
+               store_approval_op: Callable[[dict[str, Any]], dict[str, Any]],
+               reopen: bool = False) -> Callable[[dict[str, Any]], RunEffect]:
     """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
     deltas = counter_deltas(transition)
     ended = after.is_terminal and not before.is_terminal
@@ -60,6 +61,12 @@ def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
             effect.counters[ACTIVE_COUNTER] = -1
             effect.outbox.append(fill_request(before.run_id))
         status = RunStatus(run_item["status"])
+        if reopen and status == RunStatus.awaiting_approval and not after.is_terminal:
+            # A human sent a finished task back: the run works again; its gate stays pending
+            # and is asked again when every task has ended.
+            effect.set["status"] = RunStatus.running.value
+            effect.event_data["run_status"] = RunStatus.running.value
+            return effect
         if status == RunStatus.running:
             new_status = status_when_all_finished(apply_deltas(run_item, deltas), bool(run_item.get("deploy_gate", True)),
                                                   released=bool(run_item.get("release_task_id")))

@@ -61,15 +61,15 @@ class RoleService:
     # ---- API use cases
 
     def get(self, principal: Principal, raw_role: str) -> RoleConfig:
-        authorize(principal, Action.read)
+        authorize(principal, Action.read_config)
         return self.active(parse_role(raw_role))
 
     def list(self, principal: Principal) -> list[RoleConfig]:
-        authorize(principal, Action.read)
+        authorize(principal, Action.read_config)
         return list(self.active_all().values())
 
     def versions(self, principal: Principal, raw_role: str) -> list[RoleConfig]:
-        authorize(principal, Action.read)
+        authorize(principal, Action.read_config)
         role = parse_role(raw_role)
         self.active(role)
         return [RoleConfig(**item) for item in self.store.list_role_versions(role.value)]

@@ -218,7 +218,7 @@ class RunService:
 def parse_after(raw: Optional[str]) -> int:
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit() or len(raw) > 12:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 11:
         raise InvalidInputError("after must be a sequence number (a whole number ≥ 0)", code="invalid_after")
     return int(raw)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 from typing import Any, Callable, Optional
 
@@ -27,6 +28,20 @@ def task_stages(task: Task, run_item: dict[str, Any]) -> list[Stage]:
     if task.source == TaskSource.release:
         return [Stage.cicd]
     return [Stage(s) for s in run_item["stages"]]
+
+
+def spread(candidates: list[Task]) -> list[Task]:
+    """Candidates in priority order, shuffled among equals, so concurrent claimers do not all
+    race for the same task first (each loss costs a transaction)."""
+    tiers: dict[int, list[Task]] = {}
+    for task in candidates:
+        tiers.setdefault(task.priority, []).append(task)
+    ordered: list[Task] = []
+    for priority in sorted(tiers, reverse=True):
+        tier = tiers[priority]
+        random.shuffle(tier)
+        ordered += tier
+    return ordered
 
 
 class TaskService:
@@ -57,7 +72,7 @@ class TaskService:
                       run_item: Optional[dict[str, Any]] = None,
                       check_run: Optional[Callable[[dict[str, Any]], None]] = None,
                       extra_operations: tuple[dict[str, Any], ...] = (),
-                      answer_job: bool = True) -> tuple[Task, Committed]:
+                      answer_job: bool = True, reopen: bool = False) -> tuple[Task, Committed]:
         """Write ``before`` → ``after`` with its audit event and run consequences, in one transaction.
         ``answer_job=False`` keeps the stage job waiting (a lease that expired re-queues the same job)."""
         run_item = run_item or self.store.get_run_item(before.run_id) or {}
@@ -65,7 +80,7 @@ class TaskService:
         if answer_job:
             after, records = lifecycle.answer_stage_job(before, after, self.timing_for(run_item))
         effect_of = lifecycle.run_effect(before, after, transition, sfn=self.sfn,
-                                         store_approval_op=self._approval_op)
+                                         store_approval_op=self._approval_op, reopen=reopen)
 
         def on_run(current: dict[str, Any]):
             if check_run:
@@ -99,7 +114,7 @@ class TaskService:
         conditional write on the version read, so of two claimers exactly one wins and the other
         moves on to the next candidate.
         """
-        task_id = principal.task_id or request.task_id
+        task_id = request.task_id or principal.task_id  # a job token naming another task: 404
         if task_id:
             task = self.get(principal, task_id, Action.work)
             if not pipeline.is_claimable(task, request.stage, clock.now_iso()) or \
@@ -127,7 +142,7 @@ class TaskService:
                                    if request.run_id is None or t.run_id == request.run_id]
                 if not candidates:
                     break
-                for candidate in candidates:
+                for candidate in spread(candidates):
                     try:
                         return self._claim_one(principal, candidate, request)
                     except ConflictError:
@@ -215,5 +230,5 @@ class TaskService:
         if self.sfn:
             after = after.model_copy(update={"enqueued_at": None})  # claimable once the new stage is dispatched
         after, _ = self.commit_change(task, after, transition, principal.actor, {"reason": request.reason},
-                                      run_item=run_item)
+                                      run_item=run_item, reopen=True)
         return after

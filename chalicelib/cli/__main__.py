@@ -1,0 +1,7 @@
+"""``python -m chalicelib.cli``: the ``baton`` command."""
+
+import sys
+
+from .main import main
+
+sys.exit(main())

@@ -1,0 +1,19 @@
+"""The commands of ``baton``, registered in one place.
+
+To add one: write a module here with a click command (or group), then list it in ``SECTIONS``,
+which is also how ``baton --help`` groups them.
+"""
+
+from __future__ import annotations
+
+import click
+
+from . import agents, approvals, demo, handoffs, keys, local, projects, proofs, roles, runs, tasks
+
+SECTIONS: list[tuple[str, list[click.Command]]] = [
+    ("Local stack", [local.up, local.status, demo.demo]),
+    ("Projects and runs", [projects.project, runs.run, tasks.task, approvals.approve]),
+    ("Working a task (external agents)", [agents.claim, agents.heartbeat, agents.advance, handoffs.handoff,
+                                          proofs.proof, demo.agent]),
+    ("Administration", [roles.roles, keys.keys]),
+]
