@@ -144,3 +144,28 @@ def test_killing_a_run_cancels_its_tasks_and_stops_dispatching(admin, stack):
     stack.threads[1].pump_once(wait_seconds=1)
     dispatched_after = [e for e in events_of(admin, run_id) if e["action"].startswith("job.")]
     assert dispatched_after == dispatched_before
+
+
+def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack):
+    """A run pins role digests when it starts; if the pinned version's content changes afterwards,
+    the runner refuses to work and the task is not advanced."""
+    from chalicelib.agent.runner import run_job
+
+    admin.put("/roles/dev", {"prompt": "external dev", "executor": "external", "required_proofs": [],
+                             "timeout_seconds": 600, "heartbeat_seconds": 300})
+    run = admin.post("/projects/e2e/runs", {"title": "drift", "deploy_gate": False, "tasks": [{"title": "t"}]})
+    task = tasks_of(admin, run["id"])[0]
+    wait_for(lambda: admin.get(f"/tasks/{task['id']}/context")["attempts"], "the stage job to be dispatched")
+    pinned_version = admin.get(f"/tasks/{task['id']}/context")["role"]["version"]
+    store = stack.services.store
+    from chalicelib.adapters import keys
+
+    store.client.update_item(TableName=store.table, Key={k: {"S": v} for k, v in keys.role_version(
+        "dev", pinned_version).items()}, UpdateExpression="SET prompt = :p",
+        ExpressionAttributeValues={":p": {"S": "tampered after the run started"}})
+    job = {"job_id": "job_manual_drift", "task_id": task["id"], "stage": "dev", "attempt": 1}
+    assert run_job(job, admin) == 7
+    after = admin.get(f"/tasks/{task['id']}")
+    assert after["stage"] == "dev" and after["status"] == "queued" and after["claimed_by"] is None
+    assert not [e for e in events_of(admin, run["id"]) if e["action"] in ("task.claimed", "task.passed")]
+    admin.delete(f"/runs/{run['id']}")

@@ -25,8 +25,10 @@ demo's shell agents), so run it against the local stack, not a shared deployment
 """)
 @click.option("--timeout", type=click.FloatRange(10), default=110, show_default=True,
               help="Give up after this many seconds.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=ROOT / ".baton",
+              show_default=True, help="Where the sample repository is created.")
 @with_client
-def demo(client: CliClient, timeout: float) -> None:
+def demo(client: CliClient, timeout: float, workdir: Path) -> None:
     """Run a sample project through the whole pipeline, end to end.
 
     Creates a small Python repository (as a local git repo), points the roles at shell agents
@@ -44,7 +46,7 @@ def demo(client: CliClient, timeout: float) -> None:
         return run
 
     try:
-        result = run_demo(client, ROOT / ".baton", output.line, watch, timeout=timeout)
+        result = run_demo(client, workdir, output.line, watch, timeout=timeout)
     except RuntimeError as error:
         raise CliError(str(error)) from None
     run = result["run"]
