@@ -8,7 +8,7 @@ LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed
 STAGE ?= dev
 
-.PHONY: up test venv bootstrap-admin bench clean package lint-infra openapi
+.PHONY: up test venv bootstrap-admin bench clean package lint-infra openapi fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ test: $(STAMP)
 ## Regenerate docs/openapi.json from the routes and models (a test fails when it is stale).
 openapi: $(STAMP)
 	$(PY) -m chalicelib.api.openapi docs/openapi.json
+
+## schemathesis against the local stack, every operation and default check (also part of `make test`).
+fuzz: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -s tests/test_fuzz_api.py
 
 ## Print the AWS calls each endpoint makes (bench/roundtrips.py).
 bench: $(STAMP)

@@ -182,7 +182,7 @@ class Project(BaseModel):
 
 class Canary(BaseModel):
     model_config = STRICT_INPUT
-    fraction: float = Field(gt=0, le=1, description="share of the run's tasks that go first")
+    fraction: float = Field(ge=0.001, le=1, description="share of the run's tasks that go first (0.001 to 1)")
 
     @field_validator("fraction", mode="before")
     @classmethod
