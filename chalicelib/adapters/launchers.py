@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
+import subprocess  # nosec B404  # runs git and agent commands by design
 import sys
 import threading
 from pathlib import Path
@@ -38,7 +38,7 @@ class LocalLauncher:
     def docker_available(self) -> bool:
         if self._docker is None:
             docker = shutil.which("docker")
-            self._docker = bool(docker) and subprocess.run([docker or "docker", "info"], capture_output=True,
+            self._docker = bool(docker) and subprocess.run([docker or "docker", "info"], capture_output=True,  # nosec B603 B607  # docker info, no input
                                                            timeout=10).returncode == 0
         return self._docker
 
@@ -61,7 +61,7 @@ class LocalLauncher:
         else:
             args = [self.python, "-m", "chalicelib.agent.runner"]
         with open(logs / f"{job_id}.log", "ab") as log:
-            process = subprocess.Popen(args, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,
+            process = subprocess.Popen(args, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,  # nosec B603  # fixed argv: this interpreter and the runner module, or docker run
                                        stdin=subprocess.DEVNULL, start_new_session=True)
         with self._lock:
             self.processes[job_id] = process

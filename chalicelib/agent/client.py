@@ -21,6 +21,8 @@ class ApiError(Exception):
 
 class BatonClient:
     def __init__(self, base_url: str, api_key: Optional[str], timeout: float = 30.0):
+        if not base_url.startswith(("http://", "https://")):
+            raise ApiError(0, "bad_url", f"the API URL must start with http:// or https://, not {base_url[:40]!r}")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
@@ -34,7 +36,7 @@ class BatonClient:
         all_headers.update(headers or {})
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # nosec B310  # scheme checked in __init__
                 raw = response.read()
                 return response.status, (json.loads(raw) if raw else None)
         except urllib.error.HTTPError as error:

@@ -11,7 +11,7 @@ import json
 import mimetypes
 import re
 import string
-import subprocess
+import subprocess  # nosec B404  # runs git and agent commands by design
 from pathlib import Path
 from typing import Any, Optional
 
@@ -90,13 +90,13 @@ def task_branch(run_id: str, task_id: str) -> str:
 
 
 def git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=300)  # nosec B603 B607  # git with an argv list, no shell
 
 
 def prepare_repository(url: str, primary: str, branch: str, target: Path) -> str:
     """Clone ``url`` into ``target`` on the task's branch (created from ``primary`` the first time).
     Returns a line saying what was checked out."""
-    cloned = subprocess.run(["git", "clone", "--quiet", "--no-tags", url, str(target)], capture_output=True,
+    cloned = subprocess.run(["git", "clone", "--quiet", "--no-tags", url, str(target)], capture_output=True,  # nosec B603 B607  # git with an argv list, no shell
                             text=True, timeout=600)
     if cloned.returncode:
         raise RuntimeError(f"git clone {url} failed: {cloned.stderr.strip()[:500]}")

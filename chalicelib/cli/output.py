@@ -62,7 +62,7 @@ def text(value: Any, style: str = "") -> Text:
 
 
 STATUS_STYLES = {
-    "succeeded": "green", "done": "green", "approved": "green", "stored": "green", "pass": "green",
+    "succeeded": "green", "done": "green", "approved": "green", "stored": "green", "pass": "green",  # nosec B105  # a colour name
     "running": "cyan", "in_progress": "cyan", "accepted": "cyan",
     "queued": "", "pending": "yellow", "created": "", "awaiting_approval": "yellow bold",
     "failed": "red", "killed": "red", "cancelled": "red", "rejected": "red", "fail": "red",

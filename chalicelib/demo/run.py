@@ -10,7 +10,7 @@ One task's first implementation has a bug that QA catches: the run shows a loop-
 from __future__ import annotations
 
 import shutil
-import subprocess
+import subprocess  # nosec B404  # runs git and agent commands by design
 import sys
 import time
 from pathlib import Path
@@ -44,8 +44,8 @@ def make_repository(workdir: Path) -> str:
     for args in (["init", "-q", "-b", "main"], ["add", "-A"],
                  ["-c", "user.email=demo@baton.local", "-c", "user.name=Baton demo", "commit", "-q", "-m",
                   "textkit: slugify"]):
-        subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, capture_output=True)
+        subprocess.run(["git", *args], cwd=work, check=True, capture_output=True)  # nosec B603 B607  # git with an argv list
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True, capture_output=True)  # nosec B603 B607  # git with an argv list
     return f"file://{bare}"
 
 

@@ -185,7 +185,7 @@ class LocalStack:
     def start(self) -> "LocalStack":
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._setenv({"MOTO_PORT": str(self.moto_port), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",
+        self._setenv({"MOTO_PORT": str(self.moto_port), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # nosec B105  # moto's placeholder credentials, local only
                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
                       "AWS_ENDPOINT_URL": self.moto_url})
         for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
@@ -205,7 +205,7 @@ class LocalStack:
         request = urllib.request.Request(f"{self.moto_url}/moto-api/config", method="POST",
                                          data=json.dumps({"stepfunctions": {"execute_state_machine": True}}).encode(),
                                          headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(request, timeout=10).read()
+        urllib.request.urlopen(request, timeout=10).read()  # nosec B310  # fixed http://127.0.0.1 URL
 
         import boto3
 
@@ -252,7 +252,7 @@ class LocalStack:
         deadline = time.monotonic() + 10
         while True:
             try:
-                urllib.request.urlopen(f"{self.api_url}/status", timeout=2).read()
+                urllib.request.urlopen(f"{self.api_url}/status", timeout=2).read()  # nosec B310  # fixed http://127.0.0.1 URL
                 return
             except OSError:
                 if time.monotonic() > deadline:

@@ -193,12 +193,12 @@ class DispatchService:
             return
         now = clock.now_iso()
         after = task.model_copy(update={"status": TaskStatus.failed, "claimed_by": None, "claim_id": None,
-                                        "lease_expires_at": None, "enqueued_at": None, "sfn_token": None,
+                                        "lease_expires_at": None, "enqueued_at": None, "sfn_token": None,  # nosec B105  # clears the token; no secret in code
                                         "version": task.version + 1, "updated_at": now})
         transition = Transition("task.attempts_exhausted", task.stage, task.stage, task.status, TaskStatus.failed)
         try:
             # The execution already left the stage (it gave up): there is no token to answer.
-            self.tasks.commit_change(task.model_copy(update={"sfn_token": None}), after, transition, ACTOR,
+            self.tasks.commit_change(task.model_copy(update={"sfn_token": None}), after, transition, ACTOR,  # nosec B105  # clears the token; no secret in code
                                      {"attempts": int(message.get("attempt", 0)),
                                       "reason": "no heartbeat or result within the role's limits"})
         except ConflictError:
