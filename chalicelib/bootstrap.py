@@ -19,6 +19,7 @@ from .adapters.stepfunctions import DispatchQueue, StepFunctions
 from .config import Settings
 from .services.api_keys import KeyService
 from .services.approvals import ApprovalService
+from .services.director import DirectorService
 from .services.bugs import BugService
 from .services.context import ContextService
 from .services.dispatch import DispatchService
@@ -54,6 +55,7 @@ class Services:
     findings: FindingService
     bugs: BugService
     context: ContextService
+    director: DirectorService
 
 
 _lock = threading.Lock()
@@ -89,7 +91,8 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
     roles = RoleService(store)
     projects = ProjectService(store)
     on = settings.uses_step_functions
-    runs = RunService(store, projects, roles, outbox, sfn=on)
+    director = DirectorService(store)
+    runs = RunService(store, projects, roles, outbox, sfn=on, director=director)
     tasks = TaskService(store, roles, outbox, sfn=on)
     launcher = launcher or build_launcher(settings)
     dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, api_url=settings.api_url,
@@ -103,7 +106,7 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
                     handoffs=HandoffService(store, evidence, tasks),
                     findings=FindingService(store, evidence, tasks, runs, proofs),
                     bugs=BugService(store, evidence, projects, runs),
-                    context=ContextService(evidence, roles, proofs))
+                    context=ContextService(evidence, roles, proofs), director=director)
 
 
 def get_services() -> Services:

@@ -179,3 +179,7 @@ def fix_task_count(run_id: str) -> dict[str, str]:
 def backlog(project_id: str) -> dict[str, str]:
     """The project's open backlog run, where bug reports without a run go."""
     return {"pk": f"PROJECT#{project_id}", "sk": "BACKLOG"}
+
+
+def director_settings() -> dict[str, str]:
+    return {"pk": "SETTINGS#director", "sk": META}

@@ -446,3 +446,37 @@ class KeyCreate(BaseModel):
         if self.principal != PrincipalKind.admin and not self.project_ids:
             raise ValueError("human and agent keys need at least one project id in project_ids")
         return self
+
+
+class DirectorSettings(BaseModel):
+    """Settings of the director (how Baton runs work), changed by admins.
+
+    ``max_iterations_default`` is a new run's ``max_iterations`` when it gives none;
+    ``include_images`` puts short-lived URLs of screenshot proofs in the task context (for a
+    vision model or the next agent); ``vision_model`` and ``auto_advance`` are passed to agents in
+    their context for their own use."""
+
+    include_images: bool = True
+    vision_model: str = ""
+    auto_advance: bool = True
+    max_iterations_default: int = 3
+    version: int = 0
+    updated_at: Optional[str] = None
+    updated_by: Optional[str] = None
+
+
+class DirectorSettingsPatch(BaseModel):
+    model_config = STRICT_INPUT
+    include_images: Optional[bool] = None
+    vision_model: Optional[str] = Field(default=None, max_length=200)
+    auto_advance: Optional[bool] = None
+    max_iterations_default: Optional[int] = Field(default=None, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _something(self) -> "DirectorSettingsPatch":
+        if not self.model_fields_set:
+            raise ValueError("give at least one setting to change")
+        for name in self.model_fields_set:
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} cannot be null")
+        return self

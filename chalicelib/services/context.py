@@ -52,7 +52,9 @@ class ContextService:
         proofs = [item_to_proof(i) for i in newest_first(keys.PROOF_PREFIX)]
         attempts = [attempt_view(i) for i in newest_first(keys.JOB_PREFIX)]
 
-        found = self.evidence.batch_get([keys.run(task.run_id), keys.project(task.project_id)])
+        found = self.evidence.batch_get([keys.run(task.run_id), keys.project(task.project_id),
+                                         keys.director_settings()])
+        settings = next((i for i in found if i["pk"] == keys.director_settings()["pk"]), None) or {}
         run_item = next((i for i in found if i["pk"] == keys.run(task.run_id)["pk"]), None)
         project_item = next((i for i in found if i["pk"] == keys.project(task.project_id)["pk"]), None)
         if run_item is None or project_item is None:
@@ -68,6 +70,8 @@ class ContextService:
                 stage=task.stage.value, iteration=task.iteration, required_proofs=config.required_proofs,
                 missing=missing_proofs(config.required_proofs, proofs, stage=task.stage.value,
                                        iteration=task.iteration))
-        views = [ProofView(**proof.model_dump(), **(self.proofs.view_url(proof) or {})) for proof in proofs]
+        with_images = bool(settings.get("include_images", True))
+        views = [ProofView(**proof.model_dump(), **((self.proofs.view_url(proof) if with_images else None) or {}))
+                 for proof in proofs]
         return TaskContext(task=task, run=item_to_run(run_item), project=item_to_project(project_item), role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements)

@@ -39,7 +39,8 @@ def require_open_run(run_item: dict[str, Any]) -> None:
 
 class RunService:
     def __init__(self, store: BatonStore, projects: ProjectService, roles: RoleService, outbox_: Outbox, *,
-                 sfn: bool):
+                 sfn: bool, director: Any = None):
+        self.director = director
         self.store = store
         self.projects = projects
         self.roles = roles
@@ -84,6 +85,8 @@ class RunService:
             raise RuleViolationError(f"{len(request.tasks)} tasks exceed the run's ceiling max_tasks="
                                      f"{ceilings.max_tasks}", code="ceiling_exceeded")
         now = clock.now_iso()
+        if "max_iterations" not in request.model_fields_set and self.director is not None:
+            request = request.model_copy(update={"max_iterations": self.director.current().max_iterations_default})
         pinned = self.roles.active_all()
         run = Run(id=new_id("run"), project_id=project_id, title=request.title, status=RunStatus.pending,
                   stages=request.stages, max_iterations=request.max_iterations, parallelism=request.parallelism,
