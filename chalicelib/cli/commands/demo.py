@@ -72,7 +72,11 @@ def demo(client: CliClient, timeout: float, workdir: Path) -> None:
 
 @click.group()
 def agent() -> None:
-    """Work dispatched jobs as an agent (the runner)."""
+    """Work dispatched jobs as an agent (the runner).
+
+    The runner is what Baton starts for each stage job of a container role; run it by hand to
+    work a task from your own machine.
+    """
 
 
 @agent.command("run", epilog="""\b
@@ -84,9 +88,11 @@ By hand, name the task: baton agent run --task TASK
               help="Scratch directory (default: a new temporary one).")
 @with_client
 def agent_run(client: CliClient, task_id: Optional[str], workdir: Optional[Path]) -> None:
-    """Work one stage job: context, claim, repository, prompt, command, proofs, handoff, advance.
+    """Work one stage job of a task, start to finish.
 
-    Refuses to work when the role config it fetches is not the one the run pinned (config drift).
+    Fetches the context, checks the pinned role config (refusing on config drift), claims, clones
+    the repository on the task's branch, runs the role's command while heartbeating, uploads the
+    proofs, writes the handoff and advances pass or fail.
     """
     from ...agent.runner import run_job
 
