@@ -115,6 +115,15 @@ class Decision(BaseModel):
         return values
 
 
+def check_proof_ids(values: list[str]) -> list[str]:
+    """Proof ids cited by a handoff or a bug report: short, and each at most once."""
+    if any(len(v) > 64 for v in values):
+        raise ValueError("proof ids are at most 64 characters")
+    if len(set(values)) != len(values):
+        raise ValueError("proof_ids lists a proof twice")
+    return values
+
+
 def _check_items(values: list[str], what: str, limit: int = 2000) -> list[str]:
     if any(not v.strip() or len(v) > limit for v in values):
         raise ValueError(f"each of {what} must be non-empty text of at most {limit} characters")
@@ -140,14 +149,7 @@ class HandoffCreate(BaseModel):
     _learnings = field_validator("learnings")(lambda cls, v: _check_items(v, "learnings"))
     _questions = field_validator("open_questions")(lambda cls, v: _check_items(v, "open_questions"))
 
-    @field_validator("proof_ids")
-    @classmethod
-    def _distinct_ids(cls, values: list[str]) -> list[str]:
-        if any(len(v) > 64 for v in values):
-            raise ValueError("proof ids are at most 64 characters")
-        if len(set(values)) != len(values):
-            raise ValueError("proof_ids lists a proof twice")
-        return values
+    _proof_ids = field_validator("proof_ids")(lambda cls, v: check_proof_ids(v))
 
 
 class HandoffNote(BaseModel):
@@ -369,14 +371,7 @@ class BugReport(BaseModel):
     run_id: Optional[str] = Field(default=None, max_length=64)
     proof_ids: list[str] = Field(default_factory=list, max_length=20)
 
-    @field_validator("proof_ids")
-    @classmethod
-    def _distinct_ids(cls, values: list[str]) -> list[str]:
-        if any(len(v) > 64 for v in values):
-            raise ValueError("proof ids are at most 64 characters")
-        if len(set(values)) != len(values):
-            raise ValueError("proof_ids lists a proof twice")
-        return values
+    _proof_ids = field_validator("proof_ids")(lambda cls, v: check_proof_ids(v))
 
 
 def counts_by_severity(severities: Sequence[Severity]) -> dict[str, int]:
