@@ -10,8 +10,8 @@ Principals
   reads and work on its own task only (the task, its context, claim, heartbeat, advance, its
   handoffs, proofs and findings), plus the role configs (``read_config``) the runner checks.
   Nothing else: another task (or that task's handoffs and proofs) is 404; runs, projects, lists,
-  bugs and keys are 403 (404 when they belong to another project). Its expiry is checked when the
-  key is authenticated (401).
+  bugs, keys and the director settings (its context carries them) are 403 (404 when they belong
+  to another project). Its expiry is checked when the key is authenticated (401).
 
 Only admins manage keys, role configs and director settings (``manage_roles``). Deciding an
 approval is a human act: admins are refused it too.
@@ -33,7 +33,7 @@ from .models import PrincipalKind
 
 class Action(str, Enum):
     read = "read"                          # entities of a project (runs, tasks, proofs, ...) and lists
-    read_config = "read_config"            # role configs and director settings: no project, no task
+    read_config = "read_config"            # role configs (a job token's runner checks them): no project, no task
     create_project = "create_project"
     manage_project = "manage_project"      # patch a project, start/kill runs, add tasks
     work = "work"                          # claim, heartbeat, advance, handoffs, proofs, findings
