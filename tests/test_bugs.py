@@ -89,9 +89,9 @@ def test_bad_bug_reports_are_refused_and_leave_nothing_behind(api, services, run
         ({"title": "t", "proof_ids": [pending["id"]]}, 422, "proofs_not_stored"),
         ({"title": "t", "proof_ids": [foreign["id"]]}, 422, "unknown_proofs"),
         ({"title": "t", "proof_ids": ["prf_01ARZ3NDEKTSV4RRFFQ69G5FAV", "junk"]}, 422, "unknown_proofs"),
-        ({"title": "t", "run_id": other_run["id"]}, 404, "not_found"),
-        ({"title": "t", "run_id": "run_01ARZ3NDEKTSV4RRFFQ69G5FAV"}, 404, "not_found"),
-        ({"title": "t", "run_id": "nope"}, 404, "not_found"),
+        ({"title": "t", "run_id": other_run["id"]}, 422, "unknown_run"),
+        ({"title": "t", "run_id": "run_01ARZ3NDEKTSV4RRFFQ69G5FAV"}, 422, "unknown_run"),
+        ({"title": "t", "run_id": "nope"}, 422, "unknown_run"),
         ({"title": "t", "run_id": ended["id"]}, 409, "run_ended"),
     ]
     for body, status, code in cases:

@@ -69,11 +69,19 @@ class BugService:
 
     def _run_for(self, principal: Principal, project_id: str, request: BugReport) -> dict[str, Any]:
         if request.run_id is not None:
+            # A body field naming something that is not there is a rule violation (422); 404 is
+            # for the path. Another project's run reads exactly like a missing one.
+            missing = RuleViolationError(f"run_id is not a run of project {project_id}; omit it to "
+                                         "report into the project's backlog", code="unknown_run",
+                                         details=[{"loc": ["run_id"]}])
             if not is_valid_id(request.run_id, "run"):
-                raise NotFoundError("run not found")
-            item = self.runs.run_item(principal, request.run_id, Action.report_bug)
+                raise missing
+            try:
+                item = self.runs.run_item(principal, request.run_id, Action.report_bug)
+            except NotFoundError:
+                raise missing from None
             if item["project_id"] != project_id:
-                raise NotFoundError("run not found")
+                raise missing
             require_open_run(item)
             if item.get("release_task_id"):
                 raise ConflictError(f"run {request.run_id} passed its deploy gate; report the bug without run_id "
