@@ -311,7 +311,7 @@ def main() -> int:
     print(f"  admin key  {stack.admin_key}")
     print(f"  moto       {stack.moto_url}  (AWS_ENDPOINT_URL for the aws CLI / boto3)")
     print(f"  config     {stack.workdir / 'config.json'}  (read by the baton CLI)")
-    print("  try:       .venv/bin/python -m chalicelib.cli demo     (Ctrl-C here stops everything)")
+    print("  try:       .venv/bin/baton demo     (in another terminal; Ctrl-C here stops everything)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
