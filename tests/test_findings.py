@@ -203,6 +203,15 @@ def test_a_real_bandit_sarif_becomes_the_expected_fix_tasks_and_twice_creates_no
     assert run["progress"]["total"] == 8
     events = api.get(f"/runs/{sec_task['run_id']}/events?limit=200").data["items"]
     assert [e["action"] for e in events].count("findings.reported") == 3
+    # Each finding's record names its fix task, written in the task's own transaction.
+    linked = {t["id"] for t in created}
+    from chalicelib.adapters import keys as table_keys
+
+    found = services.store.client.query(
+        TableName=services.store.table, KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+        ExpressionAttributeValues={":p": {"S": table_keys.finding(sec_task["run_id"], "x")["pk"]},
+                                   ":s": {"S": table_keys.finding(sec_task["run_id"], "")["sk"]}})["Items"]
+    assert {item["fix_task_id"]["S"] for item in found} == linked
 
 
 def test_fix_tasks_enter_the_pipeline_like_any_task(api, sec_task):

@@ -192,12 +192,6 @@ class EvidenceStore:
         items = self.batch_get([keys.finding(run_id, k) for k in dict.fromkeys(dedup_keys)])
         return {i["dedup_key"]: i for i in items}
 
-    def set_finding_fix_task(self, run_id: str, dedup_key: str, task_id: str) -> None:
-        self.store.client.update_item(
-            TableName=self.store.table, Key=serialize(keys.finding(run_id, dedup_key)),
-            UpdateExpression="SET fix_task_id = :t", ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeValues=serialize({":t": task_id}))
-
     def fix_count_op(self, run_id: str, ceiling: Optional[int]) -> dict[str, Any]:
         """Count one more fix task; with a ceiling, only while the count is below it."""
         update: dict[str, Any] = {

@@ -144,16 +144,19 @@ class FindingService:
                     ceiling: Optional[int]) -> tuple[Any, dict[str, Any]]:
         """One fix task with its finding record and counter: the Task, or "duplicate" / "ceiling"."""
         now = clock.now_iso()
-        operations = (self.evidence.finding_put_op(parent.run_id, finding_record(
-                          finding, parent_task_id=parent.id, reported_by=principal.actor, now=now)),
-                      self.evidence.fix_count_op(parent.run_id, ceiling))
+        record = finding_record(finding, parent_task_id=parent.id, reported_by=principal.actor, now=now)
+
+        def operations(task: Task) -> tuple[dict[str, Any], ...]:
+            # The record names its fix task in the same transaction that creates the task.
+            return (self.evidence.finding_put_op(parent.run_id, {**record, "fix_task_id": task.id}),
+                    self.evidence.fix_count_op(parent.run_id, ceiling))
         for _attempt in range(CREATE_ATTEMPTS):
             try:
                 task, committed = self.runs.create_task(
                     item, title=fix_task_title(finding),
                     description=fix_task_description(finding, parent_task_id=parent.id, reported_by=principal.actor),
                     priority=SEVERITY_PRIORITY[finding.severity], source=TaskSource.finding,
-                    parent_task_id=parent.id, actor=principal.actor, operations=operations)
+                    parent_task_id=parent.id, actor=principal.actor, operations_for=operations)
             except ConflictError as error:
                 if error.code != "stale_version":
                     raise
@@ -164,17 +167,10 @@ class FindingService:
                     return "ceiling", item
                 item = self.store.get_run_item(parent.run_id) or item
                 continue
-            self._link_record(parent.run_id, finding, task.id)
             # The run as it is now, as far as this writer knows: the next commit's event sequence.
             return task, {**committed.run_item, "event_seq": committed.event["seq"]}
         raise ConflictError("the run kept changing while fix tasks were created; report the findings again (those "
                             "already created are kept)", code="busy")
-
-    def _link_record(self, run_id: str, finding: Finding, task_id: str) -> None:
-        try:
-            self.evidence.set_finding_fix_task(run_id, finding.dedup_key, task_id)
-        except Exception:   # the task and its record exist; the link is a convenience for readers
-            logger.warning("could not link finding %s to fix task %s", finding.dedup_key, task_id, exc_info=True)
 
     # ---- a report too large for a request body, stored as a proof
 

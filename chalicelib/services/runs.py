@@ -127,9 +127,11 @@ class RunService:
     def create_task(self, item: dict[str, Any], *, title: str, description: str, priority: int,
                     source: TaskSource, parent_task_id: Optional[str], actor: str,
                     operations: tuple[dict[str, Any], ...] = (),
+                    operations_for: Optional[Callable[[Task], Any]] = None,
                     run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
                     check_run: Optional[Callable[[dict[str, Any]], None]] = None) -> tuple[Task, Any]:
-        """Write one task into its run (counters, event, and a fill request), in one transaction."""
+        """Write one task into its run (counters, event, and a fill request), in one transaction.
+        ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
         run = item_to_run(item)
         task = new_task(run, title=title, description=description, priority=priority, source=source,
                         parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
@@ -147,7 +149,8 @@ class RunService:
             run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
             data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
                   "priority": task.priority, "stage": task.stage.value},
-            operations=[self.store.task_put_op(task, None), *operations, *self.outbox.operations(records)],
+            operations=[self.store.task_put_op(task, None), *operations,
+                        *(operations_for(task) if operations_for else ()), *self.outbox.operations(records)],
             counters=deltas, run_item=item, on_run=reopen)
         self.outbox.deliver(records)
         return task, committed
