@@ -66,8 +66,9 @@ def test_screenshots_are_attached_as_proofs_and_shown_in_the_bug_tasks_context(a
     assert context["requirements"]["missing"] == ["code_diff"]
     download = api.get(f"/proofs/{attached['id']}/download")
     assert download.status_code == 302
-    actions = [e["action"] for e in api.get(f"/runs/{bug['run_id']}/events?limit=200").data["items"]]
-    assert "proofs.attached" in actions
+    events = api.get(f"/runs/{bug['run_id']}/events?limit=200").data["items"]
+    created = [e for e in events if e["action"] == "task.created" and e["entity"] == f"task:{bug['id']}"]
+    assert created and created[0]["data"]["attached_proofs"]   # attached in the task's own transaction
 
 
 def test_bad_bug_reports_are_refused_and_leave_nothing_behind(api, services, run):

@@ -53,7 +53,10 @@ class BugService:
                 task, _ = self.runs.create_task(run_item, title=request.title, description=description[:10_000],
                                                 priority=SEVERITY_PRIORITY[request.severity],
                                                 source=TaskSource.bug_report, parent_task_id=None,
-                                                actor=principal.actor)
+                                                actor=principal.actor,
+                                                operations_for=lambda t: self._attach_ops(t, attachments),
+                                                event_data={"attached_proofs": [p.id for p in attachments]}
+                                                if attachments else None)
                 break
             except ConflictError as error:
                 if request.run_id is not None or error.code != "run_ended":
@@ -61,8 +64,6 @@ class BugService:
                 # the backlog run ended between the read and the write: take (or start) the next one
         else:
             raise ConflictError("the project's backlog run kept changing; report the bug again", code="busy")
-        if attachments:
-            self._attach(principal, task, attachments)
         return task
 
     # ---- where the bug goes
@@ -121,14 +122,12 @@ class BugService:
                                      details=[{"loc": ["proof_ids"], "pending": pending}])
         return [found[p] for p in proof_ids]
 
-    def _attach(self, principal: Principal, task: Task, proofs: list[Proof]) -> None:
+    def _attach_ops(self, task: Task, proofs: list[Proof]) -> list[dict[str, Any]]:
+        """The screenshots (or other proofs) attached to the bug task, written in the task's own
+        transaction: new proof items of the task sharing the original S3 objects."""
         now = clock.now_iso()
         copies = [proof.model_copy(update={"id": new_id(PROOF_PREFIX), "task_id": task.id, "run_id": task.run_id,
                                            "stage": task.stage.value, "iteration": task.iteration, "created_at": now,
                                            "attached_from": proof.id})
                   for proof in proofs]
-        operations = [op for copy in copies for op in self.evidence.proof_create_ops(copy)]
-        self.store.commit(run_id=task.run_id, actor=principal.actor, action="proofs.attached",
-                          entity=f"task:{task.id}",
-                          data={"proof_ids": [c.id for c in copies], "attached_from": [p.id for p in proofs]},
-                          operations=operations)
+        return [op for copy in copies for op in self.evidence.proof_create_ops(copy)]

@@ -129,7 +129,8 @@ class RunService:
                     operations: tuple[dict[str, Any], ...] = (),
                     operations_for: Optional[Callable[[Task], Any]] = None,
                     run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
-                    check_run: Optional[Callable[[dict[str, Any]], None]] = None) -> tuple[Task, Any]:
+                    check_run: Optional[Callable[[dict[str, Any]], None]] = None,
+                    event_data: Optional[dict[str, Any]] = None) -> tuple[Task, Any]:
         """Write one task into its run (counters, event, and a fill request), in one transaction.
         ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
         run = item_to_run(item)
@@ -148,7 +149,7 @@ class RunService:
         committed = self.store.commit(
             run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
             data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
-                  "priority": task.priority, "stage": task.stage.value},
+                  "priority": task.priority, "stage": task.stage.value, **(event_data or {})},
             operations=[self.store.task_put_op(task, None), *operations,
                         *(operations_for(task) if operations_for else ()), *self.outbox.operations(records)],
             counters=deltas, run_item=item, on_run=reopen)
