@@ -6,6 +6,7 @@ API until a condition holds or a generous deadline passes; no outcome depends on
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -168,4 +169,34 @@ def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack
     after = admin.get(f"/tasks/{task['id']}")
     assert after["stage"] == "dev" and after["status"] == "queued" and after["claimed_by"] is None
     assert not [e for e in events_of(admin, run["id"]) if e["action"] in ("task.claimed", "task.passed")]
+    admin.delete(f"/runs/{run['id']}")
+
+
+def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch):
+    """Launch failures are reported per record (partial batch failure); SQS redelivers, and after
+    maxReceiveCount moves the message to the DLQ while the rest of the batch goes on. (When the
+    stage job's heartbeat lapses first, the job is re-dispatched and the superseded message is
+    dropped instead; an agent that never reports makes the task fail after its attempts — see the
+    crash test above.)"""
+    admin.put("/roles/dev", {"prompt": "scripted dev", "executor": "container", "command": AGENT,
+                             "required_proofs": [], "timeout_seconds": 600, "heartbeat_seconds": 120})
+
+    def refuse(spec):
+        raise RuntimeError("no capacity to start the agent")
+
+    monkeypatch.setattr(stack.services.launcher, "launch", refuse)
+    run = admin.post("/projects/e2e/runs", {"title": "unlaunchable", "deploy_gate": False, "stages": ["dev"],
+                                             "tasks": [{"title": "never starts"}]})
+    sqs = stack.services.outbox.queue.client
+    dlq = stack.resources.dlq_url
+
+    def dead_letters() -> list[dict]:
+        return sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+
+    letters = wait_for(dead_letters, "a dispatch message in the DLQ", 120)
+    task = tasks_of(admin, run["id"])[0]
+    assert any(json.loads(m["Body"]).get("task_id") == task["id"] for m in letters)
+    assert task["claimed_by"] is None and task["stage"] == "dev"
+    jobs = admin.get(f"/tasks/{task['id']}/context")["attempts"]
+    assert jobs and all(j["status"] == "dispatched" for j in jobs)   # recorded, never launched
     admin.delete(f"/runs/{run['id']}")

@@ -1,0 +1,17 @@
+"""The domain is pure: nothing in chalicelib/domain imports AWS, Chalice or powertools."""
+
+import ast
+from pathlib import Path
+
+DOMAIN = Path(__file__).resolve().parents[1] / "chalicelib" / "domain"
+FORBIDDEN = ("boto3", "botocore", "chalice", "aws_lambda_powertools", "moto")
+
+
+def test_the_domain_imports_no_io_library():
+    offenders = []
+    for path in sorted(DOMAIN.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \\
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in FORBIDDEN]
+    assert offenders == []
