@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Optional
+import time
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional
 
 import pytest
 
@@ -26,8 +28,9 @@ from chalicelib.config import Settings  # noqa: E402
 from chalicelib.local.resources import create_table  # noqa: E402
 
 
-@pytest.fixture
-def aws():
+@contextmanager
+def moto_services() -> Iterator[Any]:
+    """In-process moto with Baton's tables and bucket, and the services wired to them."""
     with mock_aws():
         settings = Settings.from_env()
         services = bootstrap.build_services(settings)
@@ -38,8 +41,44 @@ def aws():
 
         idempotency.reset()
         bootstrap.reset_services(services)
+        try:
+            yield services
+        finally:
+            bootstrap.reset_services(None)
+
+
+@pytest.fixture
+def aws():
+    with moto_services() as services:
         yield services
-        bootstrap.reset_services(None)
+
+
+def table_snapshot(services: Any) -> list[dict[str, Any]]:
+    """Every item of the table in key order, through the DynamoDB API (a paginated Scan: fine in
+    a test, never in a request path)."""
+    client, table = services.store.client, services.settings.table_name
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
+    while True:
+        response = client.scan(**kwargs)
+        items.extend(response.get("Items", []))
+        if not response.get("LastEvaluatedKey"):
+            break
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+
+
+def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float) -> Any:
+    """Poll ``check`` until it returns something truthy (returned), or fail after the deadline.
+    The deadline is generous: it bounds a hang, it never decides an outcome."""
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for {what}")
+        time.sleep(0.2)
 
 
 @pytest.fixture

@@ -15,14 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 import pytest
-from moto import mock_aws
 
-from chalicelib import bootstrap
-from chalicelib.config import Settings
 from chalicelib.domain import models
 from chalicelib.domain.roles import RoleSpec
-from chalicelib.local.resources import create_table
-from tests.conftest import Api
+from tests.conftest import Api, moto_services, table_snapshot
 
 OVERSIZE = 256 * 1024 + 1
 
@@ -41,18 +37,7 @@ class World:
         return self.api.as_key(self.keys[who])
 
 
-def scan_snapshot(services: Any) -> list[dict[str, Any]]:
-    """Every item of the table through the DynamoDB API (a paginated Scan: fine in a test)."""
-    client, table = services.store.client, services.settings.table_name
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        response = client.scan(**kwargs)
-        items.extend(response.get("Items", []))
-        if not response.get("LastEvaluatedKey"):
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+scan_snapshot = table_snapshot
 
 
 def snapshot(services: Any) -> list[dict[str, Any]]:
@@ -76,17 +61,9 @@ def world() -> Iterator[World]:
 
     import app as app_module
 
-    with mock_aws():
-        settings = Settings.from_env()
-        services = bootstrap.build_services(settings)
-        create_table(services.store.client, settings.table_name)
-        bootstrap.reset_services(services)
-        try:
-            with Client(app_module.app) as client:
-                admin = Api(client, services.keys.bootstrap_admin()[1])
-                yield _build_world(admin, services)
-        finally:
-            bootstrap.reset_services(None)
+    with moto_services() as services, Client(app_module.app) as client:
+        admin = Api(client, services.keys.bootstrap_admin()[1])
+        yield _build_world(admin, services)
 
 
 def _ok(response, status: int = 201) -> Any:

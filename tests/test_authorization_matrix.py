@@ -25,17 +25,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 import pytest
-from moto import mock_aws
 
-from chalicelib import bootstrap
 from chalicelib.adapters import keys as store_keys
 from chalicelib.adapters.dynamo import serialize
-from chalicelib.config import Settings
 from chalicelib.domain import clock
 from chalicelib.domain.models import KeyCreate, PrincipalKind
-from chalicelib.local.resources import create_table
 from chalicelib.services.api_keys import hash_key
-from tests.conftest import Api, relax_roles, start_run
+from tests.conftest import Api, moto_services, relax_roles, start_run
 
 import app as app_module
 
@@ -193,23 +189,10 @@ def strings_of(value: Any) -> set[str]:
 
 @pytest.fixture(scope="module")
 def world():
-    with mock_aws():
-        settings = Settings.from_env()
-        services = bootstrap.build_services(settings)
-        create_table(services.store.client, settings.table_name)
-        create_table(services.store.client, settings.idempotency_table, logical_id="IdempotencyTable")
-        bootstrap.s3_client(settings).create_bucket(Bucket=settings.bucket)
-        from chalicelib.api import idempotency
+    from chalice.test import Client
 
-        idempotency.reset()
-        bootstrap.reset_services(services)
-        try:
-            from chalice.test import Client
-
-            with Client(app_module.app) as client:
-                yield build_world(services, Api(client, services.keys.bootstrap_admin()[1]))
-        finally:
-            bootstrap.reset_services(None)
+    with moto_services() as services, Client(app_module.app) as client:
+        yield build_world(services, Api(client, services.keys.bootstrap_admin()[1]))
 
 
 def build_world(services: Any, admin: Api) -> World:

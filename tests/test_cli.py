@@ -13,7 +13,6 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
@@ -26,6 +25,7 @@ from chalicelib.agent.client import BatonClient
 from chalicelib.cli import cli
 from chalicelib.cli.errors import ExitCode
 from chalicelib.local.stack import LocalStack
+from tests.conftest import wait_for as wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUEST_LOG = re.compile(r"^127\.0\.0\.1 - - \[")
@@ -125,14 +125,7 @@ def agent(baton, project) -> Baton:
 
 
 def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float = 90) -> Any:
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(check, what, deadline_seconds)
 
 
 def write(path: Path, text: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -16,6 +15,7 @@ import pytest
 
 from chalicelib.agent.client import BatonClient
 from chalicelib.local.stack import LocalStack
+from tests.conftest import wait_for as wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 AGENT = f"{sys.executable} {ROOT / 'tests' / 'agents' / 'scripted.py'}"
@@ -61,14 +61,7 @@ def human(stack, admin) -> BatonClient:
 
 
 def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float = 120) -> Any:
-    deadline = time.monotonic() + deadline_seconds
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.2)
+    return wait_until(check, what, deadline_seconds)
 
 
 def tasks_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:

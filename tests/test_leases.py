@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import clock
-from tests.conftest import start_run
+from tests.conftest import start_run, table_snapshot
 
 T0 = "2030-06-01T12:00:00.000000Z"
 
@@ -42,15 +42,7 @@ def agents(api, project) -> dict[str, Any]:
     return keys
 
 
-def table_items(services) -> list[dict[str, Any]]:
-    client, table = services.store.client, services.settings.table_name
-    items, kwargs = [], {"TableName": table, "ConsistentRead": True}
-    while True:
-        page = client.scan(**kwargs)
-        items.extend(page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+table_items = table_snapshot
 
 
 def task_and_events(api, task_id: str, run_id: str) -> tuple[Any, Any]:

@@ -31,7 +31,7 @@ from chalicelib import bootstrap
 from chalicelib.config import Settings
 from chalicelib.domain.evidence import MB
 from chalicelib.local.resources import create_table
-from tests.conftest import Api, start_run
+from tests.conftest import Api, start_run, table_snapshot
 
 REPORT = b"<testsuite tests='3' failures='0'><testcase name='a'/></testsuite>\n"
 
@@ -43,18 +43,7 @@ def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def snapshot(services: Any) -> list[dict[str, Any]]:
-    """Every item of the table (a Scan is fine in a test), in key order."""
-    client, table = services.store.client, services.settings.table_name
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        response = client.scan(**kwargs)
-        items.extend(response.get("Items", []))
-        if not response.get("LastEvaluatedKey"):
-            break
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
-    return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
+snapshot = table_snapshot
 
 
 def bucket_keys(services: Any) -> list[str]:
