@@ -15,11 +15,11 @@ from ..adapters.evidence_store import EvidenceStore
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
-from ..domain.evidence import SEVERITY_PRIORITY, BugReport, Proof, ProofStatus
+from ..domain.evidence import SEVERITY_PRIORITY, BugReport, Proof
 from ..domain.ids import is_valid_id, new_id
 from ..domain.models import TERMINAL_RUN_STATUSES, PrincipalKind, RunCreate, RunStatus, Task, TaskSource
 from .projects import ProjectService
-from .proofs import PROOF_PREFIX
+from .proofs import PROOF_PREFIX, cited_proofs
 from .runs import RunService, require_open_run
 
 BACKLOG_ATTEMPTS = 3
@@ -44,7 +44,8 @@ class BugService:
 
     def report(self, principal: Principal, project_id: str, request: BugReport) -> Task:
         self.projects.get(principal, project_id, Action.report_bug)
-        attachments = self._attachments(project_id, request.proof_ids)
+        attachments = cited_proofs(self.evidence, request.proof_ids, owner=f"project {project_id}", when="first",
+                                   belongs=lambda proof: proof.project_id == project_id)
         description = (f"{request.description}\n\n" if request.description else "") + \
             f"Severity: {request.severity.value}\nReported by {principal.actor}."
         for _attempt in range(BACKLOG_ATTEMPTS):
@@ -105,22 +106,6 @@ class BugService:
         raise ConflictError("the project's backlog run kept changing; report the bug again", code="busy")
 
     # ---- attached proofs
-
-    def _attachments(self, project_id: str, proof_ids: list[str]) -> list[Proof]:
-        if not proof_ids:
-            return []
-        found = self.evidence.get_proofs(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
-        unknown = [p for p in proof_ids if p not in found or found[p].project_id != project_id]
-        if unknown:
-            raise RuleViolationError(f"proof_ids must name proofs of project {project_id}; not found: "
-                                     f"{', '.join(unknown)}", code="unknown_proofs",
-                                     details=[{"loc": ["proof_ids"], "unknown": unknown}])
-        pending = [p for p in proof_ids if found[p].status != ProofStatus.stored]
-        if pending:
-            raise RuleViolationError(f"proofs {', '.join(pending)} are not stored yet: upload and confirm them "
-                                     "first", code="proofs_not_stored",
-                                     details=[{"loc": ["proof_ids"], "pending": pending}])
-        return [found[p] for p in proof_ids]
 
     def _attach_ops(self, task: Task, proofs: list[Proof]) -> list[dict[str, Any]]:
         """The screenshots (or other proofs) attached to the bug task, written in the task's own

@@ -13,11 +13,11 @@ from ..adapters.dynamo import BatonStore, Page
 from ..adapters.evidence_store import EvidenceStore
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
-from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
+from ..domain.errors import ConflictError, NotFoundError
 from ..domain.evidence import (Handoff, HandoffAction, HandoffCreate, HandoffNote, HandoffStatus, HandoffTransition,
-                               ProofStatus, next_handoff_status)
+                               next_handoff_status)
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import Task
+from .proofs import cited_proofs
 from .tasks import TaskService
 
 HANDOFF_PREFIX = "hof"
@@ -47,7 +47,8 @@ class HandoffService:
 
     def create(self, principal: Principal, task_id: str, request: HandoffCreate) -> Handoff:
         task = self.tasks.get(principal, task_id, Action.work)
-        self._check_proofs(task, request.proof_ids)
+        cited_proofs(self.evidence, request.proof_ids, owner=f"task {task.id}",
+                     when="before citing them in a handoff", belongs=lambda proof: proof.task_id == task.id)
         now = clock.now_iso()
         handoff = Handoff(id=new_id(HANDOFF_PREFIX), task_id=task.id, run_id=task.run_id, project_id=task.project_id,
                           stage=task.stage.value, iteration=task.iteration, **request.model_dump(),
@@ -86,17 +87,3 @@ class HandoffService:
             raise
         return after
 
-    def _check_proofs(self, task: Task, proof_ids: list[str]) -> None:
-        if not proof_ids:
-            return
-        found = self.evidence.get_proofs(proof_ids)
-        foreign = [p for p in proof_ids if p not in found or found[p].task_id != task.id]
-        if foreign:
-            raise RuleViolationError(f"proof_ids must name proofs of task {task.id}; not found there: "
-                                     f"{', '.join(foreign)}", code="unknown_proofs",
-                                     details=[{"loc": ["proof_ids"], "unknown": foreign}])
-        pending = [p for p in proof_ids if found[p].status != ProofStatus.stored]
-        if pending:
-            raise RuleViolationError(f"proofs {', '.join(pending)} are not stored yet: upload and confirm them "
-                                     "before citing them in a handoff", code="proofs_not_stored",
-                                     details=[{"loc": ["proof_ids"], "pending": pending}])

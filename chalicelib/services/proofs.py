@@ -42,6 +42,28 @@ def _megabytes(size: int) -> str:
     return f"{size / MB:g} MB"
 
 
+
+def cited_proofs(evidence: EvidenceStore, proof_ids: list[str], *, belongs: Callable[[Proof], bool],
+                 owner: str, when: str) -> list[Proof]:
+    """The stored proofs a document cites (a handoff, a bug report), in the order cited.
+
+    Each id must name a proof that ``belongs`` (to the task, or the project: ``owner`` says which
+    in the error) and that is stored; otherwise 422 naming the offending ids. ``when`` ends the
+    message about proofs still pending (what to do before citing them).
+    """
+    if not proof_ids:
+        return []
+    found = evidence.get_proofs(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
+    unknown = [p for p in proof_ids if p not in found or not belongs(found[p])]
+    if unknown:
+        raise RuleViolationError(f"proof_ids must name proofs of {owner}; not found: {', '.join(unknown)}",
+                                 code="unknown_proofs", details=[{"loc": ["proof_ids"], "unknown": unknown}])
+    pending = [p for p in proof_ids if found[p].status != ProofStatus.stored]
+    if pending:
+        raise RuleViolationError(f"proofs {', '.join(pending)} are not stored yet: upload and confirm them {when}",
+                                 code="proofs_not_stored", details=[{"loc": ["proof_ids"], "pending": pending}])
+    return [found[p] for p in proof_ids]
+
 class ProofService:
     def __init__(self, store: BatonStore, evidence: EvidenceStore, objects: Optional[ProofStore], tasks: TaskService,
                  projects: ProjectService, roles: RoleService, *, size_limits: Mapping[str, int]):
