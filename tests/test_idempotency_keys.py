@@ -1,7 +1,5 @@
 """Idempotency-Key on mutating POSTs: replays return the first response and change nothing."""
 
-import threading
-
 from tests.conftest import relax_roles, start_run
 
 KEY = "3f1e2c1a-0b7d-4d8e-9a55-5f8f0c6b2a11"

@@ -17,7 +17,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from ..domain import clock
 from ..domain.errors import ConflictError, NotFoundError
 from ..domain.models import ApiKey, Event, Project, Run, Task, TaskStatus
-from ..domain.progress import TOTAL_COUNTER, progress_from_counters
+from ..domain.progress import progress_from_counters
 from . import keys
 from .pagination import decode_cursor, encode_cursor
 
@@ -269,8 +269,8 @@ class BatonStore:
             update_parts = ["#seq = :seq", "#updated = :now"]
             names = {"#seq": "event_seq", "#updated": "updated_at"}
             values: dict[str, Any] = {":seq": previous + 1, ":prev": previous, ":now": now}
-            for i, (field, value) in enumerate(effect.set.items()):
-                names[f"#r{i}"] = field
+            for i, (attribute, value) in enumerate(effect.set.items()):
+                names[f"#r{i}"] = attribute
                 values[f":r{i}"] = value
                 update_parts.append(f"#r{i} = :r{i}")
             add_parts = []
@@ -283,8 +283,8 @@ class BatonStore:
                     values[f":c{i}"] = delta
                     add_parts.append(f"#c{i} :c{i}")
             remove_parts = []
-            for i, field in enumerate(effect.remove):
-                names[f"#d{i}"] = field
+            for i, attribute in enumerate(effect.remove):
+                names[f"#d{i}"] = attribute
                 remove_parts.append(f"#d{i}")
             expression = "SET " + ", ".join(update_parts)
             if add_parts:
@@ -562,4 +562,4 @@ class BatonStore:
         return [deserialize(i) for i in response.get("Items", [])]
 
 
-__all__ = ["BatonStore", "Committed", "Page", "RunEffect", "TransactionCancelled", "TOTAL_COUNTER", "serialize", "deserialize"]
+__all__ = ["BatonStore", "Committed", "Page", "RunEffect", "TransactionCancelled", "serialize", "deserialize"]

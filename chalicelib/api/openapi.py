@@ -5,7 +5,7 @@ validate requests and shape responses. Served at ``GET /openapi.json``; checked 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional
 
 from pydantic import BaseModel, Field, create_model
@@ -72,10 +72,6 @@ def list_model(item: type[BaseModel]) -> type[BaseModel]:
     return _list_models[name]
 
 
-def _openapi_path(path: str) -> str:
-    return path
-
-
 def build_document(app: Any) -> dict[str, Any]:
     operations = []
     for path, methods in sorted(app.routes.items()):
@@ -124,7 +120,7 @@ def build_document(app: Any) -> dict[str, Any]:
                 "application/json": {"schema": ref(ErrorBody, "serialization")}}}
         if not op.public:
             entry["security"] = [{"bearer": []}]
-        paths.setdefault(_openapi_path(op.path), {})[op.method.lower()] = entry
+        paths.setdefault(op.path, {})[op.method.lower()] = entry
     return {
         "openapi": "3.1.0",
         "info": {"title": "Baton", "version": __version__,
@@ -139,7 +135,6 @@ def build_document(app: Any) -> dict[str, Any]:
 @dataclass
 class _Cache:
     document: Optional[dict[str, Any]] = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 cache = _Cache()
@@ -147,7 +142,6 @@ cache = _Cache()
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m chalicelib.api.openapi [PATH]``: write the document (default docs/openapi.json)."""
-    import json
     import sys
     from pathlib import Path
 

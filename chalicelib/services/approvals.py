@@ -10,11 +10,10 @@ from typing import Any
 
 from ..adapters.dynamo import BatonStore, RunEffect
 from ..domain import clock
-from ..domain.auth import Action, Principal, authorize
+from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError
 from ..domain.models import (GATES, Approval, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus,
                              TaskSource)
-from ..domain.progress import RUN_OUTCOME
 from . import outbox
 from .lifecycle import answer_run_wait
 from .runs import RunService
@@ -82,4 +81,4 @@ class ApprovalService:
         return to_approval(decided)
 
 
-__all__ = ["ApprovalService", "RUN_OUTCOME"]
+__all__ = ["ApprovalService"]

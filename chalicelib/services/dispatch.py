@@ -19,7 +19,7 @@ Kinds
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any
 
 from ..adapters.dynamo import BatonStore, RunEffect
 from ..domain import clock
@@ -27,7 +27,7 @@ from ..domain.errors import ConflictError
 from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, counter_deltas
-from ..domain.roles import Executor, role_for_stage
+from ..domain.roles import Executor
 from . import lifecycle, outbox
 from .api_keys import KeyService
 from .outbox import Outbox
@@ -251,9 +251,6 @@ class DispatchService:
         except ConflictError:
             self.gate(message)  # decided meanwhile: answer with the decision
 
-
-def role_of(task: Task) -> str:
-    return role_for_stage(task.stage).value
 
 
 __all__ = ["DispatchService", "LaunchError"]

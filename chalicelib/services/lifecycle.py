@@ -13,7 +13,7 @@ All of it lands in the same transaction as the task change (outbox records inclu
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 from ..adapters.dynamo import RunEffect
 from ..domain import clock

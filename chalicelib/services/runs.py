@@ -11,7 +11,7 @@ from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, Rul
 from ..domain.ids import is_valid_id, new_id
 from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Stage, Task, TaskCreate, TaskSource,
                              TaskStatus, TERMINAL_RUN_STATUSES)
-from ..domain.progress import apply_deltas, counter_deltas, new_task_deltas, progress_from_counters
+from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
 from . import lifecycle, outbox
 from .outbox import Outbox
 from .projects import ProjectService
@@ -230,4 +230,4 @@ def parse_after(raw: Optional[str]) -> int:
     return int(raw)
 
 
-__all__ = ["RunService", "new_task", "require_open_run", "parse_after", "apply_deltas"]
+__all__ = ["RunService", "new_task", "require_open_run", "parse_after"]
