@@ -165,6 +165,16 @@ def _check_settings(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
+def check_patch(patch: BaseModel, when_empty: str) -> Any:
+    """A PATCH body changes at least one field, and never sets one to null (omit it instead)."""
+    if not patch.model_fields_set:
+        raise ValueError(when_empty)
+    for name in patch.model_fields_set:
+        if getattr(patch, name) is None:
+            raise ValueError(f"{name} cannot be null")
+    return patch
+
+
 # --------------------------------------------------------------------------- entities
 
 
@@ -355,12 +365,7 @@ class ProjectPatch(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> "ProjectPatch":
-        if not self.model_fields_set:
-            raise ValueError("give at least one of name, repository_url, primary_branch, settings")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+        return check_patch(self, "give at least one of name, repository_url, primary_branch, settings")
 
 
 class TaskSpec(BaseModel):
@@ -474,9 +479,4 @@ class DirectorSettingsPatch(BaseModel):
 
     @model_validator(mode="after")
     def _something(self) -> "DirectorSettingsPatch":
-        if not self.model_fields_set:
-            raise ValueError("give at least one setting to change")
-        for name in self.model_fields_set:
-            if getattr(self, name) is None:
-                raise ValueError(f"{name} cannot be null")
-        return self
+        return check_patch(self, "give at least one setting to change")
