@@ -7,13 +7,17 @@ module only asks S3. Presigning is local computation (no AWS call).
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
+from ..domain.evidence import ATTACHMENT_TYPE, RASTER_IMAGE_TYPES
+
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHUNK = 1024 * 1024
+_SAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
 @dataclass(frozen=True)
@@ -40,16 +44,26 @@ class ProofStore:
             Conditions=[{"Content-Type": content_type}, ["content-length-range", size, size]],
             ExpiresIn=expires_in)
 
-    def presigned_get(self, key: str, *, expires_in: int, filename: Optional[str] = None,
-                      content_type: Optional[str] = None, version_id: Optional[str] = None) -> str:
-        """A short-lived GET URL; with ``filename`` the browser saves the file instead of showing it."""
-        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
+    def presigned_get(self, key: str, *, expires_in: int, filename: str, content_type: str = ATTACHMENT_TYPE,
+                      inline: bool = False, version_id: Optional[str] = None) -> str:
+        """A short-lived GET URL that always says how the browser must treat what it gets.
+
+        S3 answers with ``Content-Disposition`` and ``Content-Type`` taken from the URL (whatever
+        was stored with the object): an attachment named ``filename`` (made safe for the header)
+        of ``content_type`` unless ``inline``, which only a raster image type may be (anything
+        else is a ValueError: a caller's mistake, never served).
+        """
+        if inline and content_type not in RASTER_IMAGE_TYPES:
+            raise ValueError(f"only raster images may be served inline, not {content_type!r}")
+        if not content_type.isascii() or not content_type.isprintable() or '"' in content_type:
+            raise ValueError(f"not a safe response content type: {content_type!r}")
+        name = _SAFE_FILENAME.sub("_", filename).strip("._") or "proof"
+        params: dict[str, Any] = {"Bucket": self.bucket, "Key": key,
+                                  "ResponseContentDisposition": f'{"inline" if inline else "attachment"}; '
+                                                                f'filename="{name[:128]}"',
+                                  "ResponseContentType": content_type}
         if version_id:
             params["VersionId"] = version_id
-        if filename:
-            params["ResponseContentDisposition"] = f'attachment; filename="{filename}"'
-        if content_type:
-            params["ResponseContentType"] = content_type
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in)
 
     def head(self, key: str) -> Optional[StoredObject]:

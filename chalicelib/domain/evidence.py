@@ -27,7 +27,7 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from .errors import ConflictError
+from .errors import ConflictError, RuleViolationError
 from .models import STRICT_INPUT, LongText, Project, Role, Run, Task, Title
 from .roles import ProofType
 
@@ -304,8 +304,75 @@ def size_limit(proof_type: ProofType | str, limits: Mapping[str, int]) -> int:
     return int(merged.get(ProofType(proof_type).value, merged["default"]))
 
 
-def is_image(proof_type: ProofType | str, content_type: str) -> bool:
-    return ProofType(proof_type) == ProofType.screenshot or content_type.lower().startswith("image/")
+# --------------------------------------------------------------------------- proof content types
+#
+# What a proof may declare, per type, and how a stored proof is served back. Browsers render what
+# a URL's Content-Type says, so the declared type is never trusted to be harmless: only raster
+# images (never SVG, which carries script) are ever served inline, with their exact image type;
+# everything else is an attachment with a type no browser renders.
+
+RASTER_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_TEXT_LIKE = frozenset({"application/json", "application/sarif+json", "application/x-ndjson", "application/xml"})
+_ARCHIVES = frozenset({"application/gzip", "application/x-gzip", "application/zip"})
+_ANY = "any"
+# The media types (type/subtype, without parameters) each proof type may declare; ``other`` takes
+# any well-formed type (still never served inline unless it is a raster image).
+ALLOWED_CONTENT_TYPES: dict[ProofType, frozenset[str] | str] = {
+    ProofType.screenshot: RASTER_IMAGE_TYPES,
+    ProofType.log: frozenset({"text/plain", "text/x-log", "text/csv", "application/json", "application/x-ndjson",
+                              "application/xml", "text/xml", "application/octet-stream"}) | _ARCHIVES,
+    ProofType.code_diff: frozenset({"text/plain", "text/x-diff", "text/x-patch", "application/octet-stream"}),
+    ProofType.test_result: frozenset({"application/xml", "text/xml", "application/json", "text/plain",
+                                      "application/octet-stream"}),
+    ProofType.report: frozenset({"application/json", "application/sarif+json", "text/plain", "text/markdown",
+                                 "text/csv", "application/xml", "text/xml", "application/pdf",
+                                 "application/octet-stream"}) | _ARCHIVES,
+    ProofType.other: _ANY,
+}
+ATTACHMENT_TYPE = "application/octet-stream"
+TEXT_ATTACHMENT_TYPE = "text/plain; charset=utf-8"
+
+
+def media_type(content_type: str) -> str:
+    """``type/subtype`` of a Content-Type, lower case, without parameters."""
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def allowed_content_types(proof_type: ProofType | str) -> Optional[list[str]]:
+    """The media types a proof of ``proof_type`` may declare (sorted), or None when any is allowed."""
+    allowed = ALLOWED_CONTENT_TYPES[ProofType(proof_type)]
+    return None if allowed == _ANY else sorted(allowed)
+
+
+def check_proof_content_type(proof_type: ProofType | str, content_type: str) -> None:
+    """RuleViolationError (``content_type_not_allowed``) unless ``content_type`` fits the proof type."""
+    kind = ProofType(proof_type)
+    allowed = allowed_content_types(kind)
+    if allowed is None or media_type(content_type) in allowed:
+        return
+    hint = " (SVG is refused: it can carry script)" if media_type(content_type) == "image/svg+xml" else ""
+    raise RuleViolationError(
+        f"a {kind.value} proof cannot be {media_type(content_type)}{hint}; a {kind.value} proof may be "
+        f"{', '.join(allowed)}. Declare the file's real type, or use type other for anything else",
+        code="content_type_not_allowed",
+        details=[{"loc": ["content_type"], "type": kind.value, "content_type": content_type, "allowed": allowed}])
+
+
+def inline_image_type(content_type: str) -> Optional[str]:
+    """The exact raster image type a proof may be shown inline as, or None (served as an attachment)."""
+    media = media_type(content_type)
+    return media if media in RASTER_IMAGE_TYPES else None
+
+
+def attachment_content_type(content_type: str) -> str:
+    """The Content-Type a download is served with: its image type for raster images, plain text for
+    text, else ``application/octet-stream`` — never a type a browser would render as a page."""
+    media = media_type(content_type)
+    if media in RASTER_IMAGE_TYPES:
+        return media
+    if media.startswith("text/") or media in _TEXT_LIKE or media.endswith(("+json", "+xml")):
+        return TEXT_ATTACHMENT_TYPE
+    return ATTACHMENT_TYPE
 
 
 def missing_proofs(required: Iterable[ProofType | str], proofs: Iterable[Proof], *, stage: str,
@@ -393,7 +460,8 @@ class RoleView(BaseModel):
 
 
 class ProofView(Proof):
-    url: Optional[str] = Field(default=None, description="short-lived inline URL of a stored screenshot or image")
+    url: Optional[str] = Field(default=None, description="short-lived inline URL of a stored raster image (png, "
+                                                         "jpeg, gif, webp); null for anything else")
     url_expires_at: Optional[str] = None
 
 

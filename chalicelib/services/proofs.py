@@ -6,7 +6,13 @@
 2. ``confirm``: the object's size and content type (HEAD) and its SHA-256 (read back) must match
    the declaration; then the proof is ``stored``. A mismatch deletes the object and leaves the
    proof ``pending``: nothing that differs from the declaration is ever ``stored``.
-3. ``download_url``: a short-lived presigned GET of a stored proof.
+3. ``download_url``: a short-lived presigned GET of a stored proof, always an attachment.
+
+Content safety: a declaration's content type must fit its proof type (screenshots are raster
+images only: png, jpeg, gif, webp; see ``domain.evidence.ALLOWED_CONTENT_TYPES``), else 422
+``content_type_not_allowed``. Every presigned GET names its Content-Disposition and Content-Type:
+only a raster image is ever inline (the context's ``url``), as exactly its image type; everything
+else is an attachment served as plain text or ``application/octet-stream``.
 
 Stage requirements: before a task passes a stage, every proof type the stage's role (as pinned by
 the run) requires must be stored for the task's current stage and iteration.
@@ -24,7 +30,8 @@ from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError, RuleViolationError
 from ..domain.evidence import (DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, UPLOAD_EXPIRES_SECONDS, Proof,
-                               ProofCreate, ProofStatus, UploadForm, is_image, missing_proofs, proof_object_key,
+                               ProofCreate, ProofStatus, UploadForm, attachment_content_type,
+                               check_proof_content_type, inline_image_type, missing_proofs, proof_object_key,
                                size_limit)
 from ..domain.ids import is_valid_id, new_id
 from ..domain.models import STAGE_ROLE, AdvanceResult, Task
@@ -106,25 +113,33 @@ class ProofService:
         return self.evidence.list_project_proofs(project_id, limit, cursor, proof_type, run_id)
 
     def download_url(self, principal: Principal, proof_id: str) -> str:
+        """A short-lived presigned GET of a stored proof: always an attachment, served as its raster
+        image type, as plain text or as ``application/octet-stream`` (never as HTML, SVG or script,
+        whatever the declaration said)."""
         proof = self.get(principal, proof_id)
         if proof.status != ProofStatus.stored:
             raise ConflictError(f"proof {proof.id} is {proof.status.value}: upload the file and confirm it before "
                                 "downloading", code="proof_not_stored")
         return self.objects.presigned_get(proof.s3_key, expires_in=DOWNLOAD_EXPIRES_SECONDS, filename=proof.filename,
-                                          content_type=proof.content_type, version_id=proof.s3_version_id)
+                                          content_type=attachment_content_type(proof.content_type),
+                                          version_id=proof.s3_version_id)
 
     def view_url(self, proof: Proof) -> Optional[dict[str, str]]:
-        """A short-lived inline URL of a stored screenshot or image (no AWS call), else None."""
-        if proof.status != ProofStatus.stored or not is_image(proof.type, proof.content_type) or self._objects is None:
+        """A short-lived inline URL of a stored raster image (png, jpeg, gif, webp; no AWS call),
+        served as exactly that image type; None for anything else (SVG included), whatever the
+        proof's type."""
+        image_type = inline_image_type(proof.content_type)
+        if proof.status != ProofStatus.stored or image_type is None or self._objects is None:
             return None
-        url = self.objects.presigned_get(proof.s3_key, expires_in=IMAGE_URL_EXPIRES_SECONDS,
-                                         content_type=proof.content_type, version_id=proof.s3_version_id)
+        url = self.objects.presigned_get(proof.s3_key, expires_in=IMAGE_URL_EXPIRES_SECONDS, filename=proof.filename,
+                                         content_type=image_type, inline=True, version_id=proof.s3_version_id)
         return {"url": url, "url_expires_at": clock.plus_seconds(clock.now_iso(), IMAGE_URL_EXPIRES_SECONDS)}
 
     # ---- upload
 
     def request_upload(self, principal: Principal, task_id: str, request: ProofCreate) -> tuple[Proof, UploadForm]:
         task = self.tasks.get(principal, task_id, Action.work)
+        check_proof_content_type(request.type, request.content_type)
         limit = size_limit(request.type, self.size_limits)
         if request.size > limit:
             raise PayloadTooLargeError(
