@@ -93,10 +93,10 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
     on = settings.uses_step_functions
     director = DirectorService(store)
     runs = RunService(store, projects, roles, outbox, sfn=on, director=director)
-    tasks = TaskService(store, roles, outbox, sfn=on)
+    tasks = TaskService(store, roles, outbox, sfn=on, max_attempts=settings.max_attempts)
     launcher = launcher or build_launcher(settings)
-    dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, api_url=settings.api_url,
-                               max_attempts=settings.max_attempts)
+    dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, runs=runs, api_url=settings.api_url,
+                               launch_window_seconds=settings.launch_window_seconds)
     evidence = EvidenceStore(store)
     objects = ProofStore(s3_client(settings), settings.bucket) if settings.bucket else None
     proofs = ProofService(store, evidence, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)

@@ -40,7 +40,8 @@ class Settings:
     ecs_task_definition: str = ""
     ecs_subnets: list[str] = field(default_factory=list)
     ecs_security_groups: list[str] = field(default_factory=list)
-    max_attempts: int = 3
+    max_attempts: int = 3                 # stage jobs per stage whose agent went silent, before the task fails
+    launch_window_seconds: int = 300      # a container job's first lease: time for its runner to start
     # Largest proof per type in bytes, over the built-in defaults (50 MB; screenshots 10 MB).
     proof_size_limits: dict[str, int] = field(default_factory=dict)
 
@@ -69,5 +70,6 @@ class Settings:
             ecs_subnets=_list("BATON_ECS_SUBNETS"),
             ecs_security_groups=_list("BATON_ECS_SECURITY_GROUPS"),
             max_attempts=int(env("BATON_MAX_ATTEMPTS", "3")),
+            launch_window_seconds=int(env("BATON_LAUNCH_WINDOW_SECONDS", "300")),
             proof_size_limits=_size_limits("BATON_PROOF_SIZE_LIMITS"),
         )

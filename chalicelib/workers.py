@@ -13,15 +13,14 @@ import logging
 from typing import Any
 
 from .bootstrap import get_services
-from .domain import clock, pipeline
-from .domain.errors import ConflictError
+from .domain import clock
 from .domain.models import Stage
 from .observability import logger
 
 log = logging.getLogger("baton.workers")
 
 _idempotent_handler = None
-NOT_DEDUPLICATED = {"fill"}   # a run asks to be filled again every time a slot frees up
+NOT_DEDUPLICATED = {"fill", "cancel"}   # asked again (a slot freed up, more tasks to cancel); idempotent on their own
 
 
 def _handler_with_idempotency():
@@ -89,7 +88,8 @@ def _all_projects(services: Any):
 
 
 def sweep_once(limit: int = 200) -> dict[str, Any]:
-    """Deliver callbacks left in the outbox and put expired leases back in the queue."""
+    """Deliver callbacks left in the outbox, re-dispatch (or re-queue) jobs whose lease expired,
+    and report tasks that waited unclaimed past their run's queue timeout."""
     services = get_services()
     delivered = services.outbox.sweep(limit)
     requeued = 0
@@ -99,16 +99,9 @@ def sweep_once(limit: int = 200) -> dict[str, Any]:
             if stage in (Stage.none, Stage.complete):
                 continue
             for task in services.store.expired_leases(project.id, stage.value, now, 50):
-                change = pipeline.expire_lease(task, now=now)
-                if change is None:
-                    continue
-                after, transition = change
-                try:
-                    services.tasks.commit_change(task, after, transition, "system:sweeper",
-                                                 {"expired_lease_of": task.claimed_by}, answer_job=False)
+                if services.tasks.expire_lease(task) is not None:
                     requeued += 1
-                except ConflictError:
-                    continue
-    result = {"delivered": delivered, "requeued": requeued}
+    reported = sum(1 for task in services.store.overdue_waits(now, limit) if services.tasks.report_waiting(task))
+    result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported}
     logger.info("sweep done", extra=result)
     return result

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.domain import clock
 from chalicelib.domain.roles import DEFAULT_ROLES
 from chalicelib.domain.models import Role
-from tests.conftest import start_run
+from tests.conftest import job_token_for, start_run
 from tests.test_proofs import declare, store_proof
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
@@ -133,9 +133,7 @@ def test_only_agents_of_the_project_and_the_tasks_own_job_token_see_the_context(
     api.post("/projects", {"id": "other", "name": "Other", "repository_url": "https://example.com/o.git"})
     outsider = api.as_key(api.post("/keys", {"name": "o", "principal": "agent", "project_ids": ["other"]}).data["key"])
     assert outsider.get(f"/tasks/{qa_task['id']}/context").status_code == 404
-    task = services.store.get_task(qa_task["id"])
-    _, token = services.keys.issue_job_token(task, "job_x", clock.plus_seconds(clock.now_iso(), 600))
-    job = api.as_key(token)
+    job = api.as_key(job_token_for(services, qa_task["id"]))
     assert job.get(f"/tasks/{qa_task['id']}/context").status_code == 200
     assert job.get(f"/tasks/{other_task['id']}/context").status_code == 404
     for bad in ("task_01ARZ3NDEKTSV4RRFFQ69G5FAV", "nope", qa_task["run_id"]):

@@ -171,8 +171,16 @@ def test_who_may_read_and_write_handoffs(api: Api, services, task):
     assert other.get(f"/tasks/{task['id']}/handoffs").status_code == 404
     assert other.post(f"/tasks/{task['id']}/handoffs", handoff_body("dev", "qa")).status_code == 404
     assert other.post(f"/handoffs/{handoff_id}/accept").status_code == 404
-    assert agent.post(f"/handoffs/{handoff_id}/accept").status_code == 200
-    assert agent.post(f"/tasks/{task['id']}/handoffs", handoff_body("qa", "dev")).status_code == 201
+    # An agent writes only under its live claim of the task (contract v1.1): without one, 409.
+    refused = agent.post(f"/handoffs/{handoff_id}/accept")
+    assert refused.status_code == 409 and refused.data["error"]["code"] == "claim_not_held"
+    assert agent.post(f"/tasks/{task['id']}/handoffs", handoff_body("qa", "dev")).status_code == 409
+    claim = agent.post("/queue/claim", {"stage": task["stage"], "agent_id": "a-1", "task_id": task["id"]}).data["claim"]
+    held = {"Baton-Claim": claim["claim_id"]}
+    assert agent.post(f"/handoffs/{handoff_id}/accept", headers=held).status_code == 200
+    assert agent.post(f"/tasks/{task['id']}/handoffs", handoff_body("qa", "dev"), headers=held).status_code == 201
+    assert agent.post(f"/tasks/{task['id']}/handoffs", handoff_body("qa", "dev"),
+                      headers={"Baton-Claim": "clm_not_mine"}).status_code == 409
     for bad in ("hof_01ARZ3NDEKTSV4RRFFQ69G5FAV", "nope", task["id"]):
         assert api.get(f"/handoffs/{bad}").status_code == 404
     assert api.get("/tasks/task_01ARZ3NDEKTSV4RRFFQ69G5FAV/handoffs").status_code == 404

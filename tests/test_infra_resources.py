@@ -114,7 +114,7 @@ def test_creates_every_stateful_resource(aws, local):
     table = dynamodb.describe_table(TableName=local.table_name)["Table"]
     assert local.table_name == PREFIX
     assert {k["AttributeName"] for k in table["KeySchema"]} == {"pk", "sk"}
-    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2", "gsi3"}
+    assert {i["IndexName"] for i in table["GlobalSecondaryIndexes"]} == {"gsi1", "gsi2", "gsi3", "gsi4"}
     idempotency = dynamodb.describe_table(TableName=local.idempotency_table_name)["Table"]
     assert idempotency["KeySchema"] == [{"AttributeName": "id", "KeyType": "HASH"}]
     ttl = dynamodb.describe_time_to_live(TableName=local.idempotency_table_name)["TimeToLiveDescription"]

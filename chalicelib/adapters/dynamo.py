@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
 from ..domain import clock
-from ..domain.errors import ConflictError, NotFoundError
+from ..domain.errors import ConflictError, NotFoundError, UnauthenticatedError
 from ..domain.models import ApiKey, Event, Project, Run, Task, TaskStatus
 from ..domain.progress import progress_from_counters
 from . import keys
@@ -27,6 +27,7 @@ _DESER = TypeDeserializer()
 TRANSACTION_LIMIT = 100
 KEY_NAMES = frozenset({"pk", "sk"})
 GSI1_NAMES = frozenset({"pk", "sk", "gsi1pk", "gsi1sk"})
+GSI4_NAMES = frozenset({"pk", "sk", "gsi4pk", "gsi4sk"})
 
 
 def _to_dynamo(value: Any) -> Any:
@@ -105,6 +106,10 @@ def task_to_item(task: Task) -> dict[str, Any]:
         item.update(keys.start_entry(task.run_id, task.priority, task.created_at, task.id))
     elif task.status == TaskStatus.queued and task.enqueued_at:
         item.update(keys.queue_entry(task.project_id, task.stage.value, task.priority, task.enqueued_at, task.id))
+        item.update(keys.run_queue_entry(task.run_id, task.stage.value, task.priority, task.enqueued_at, task.id))
+        if task.wait_reported_for != task.enqueued_at:
+            deadline = clock.plus_seconds(task.enqueued_at, task.queue_timeout_seconds)
+            item.update(keys.waiting_entry(deadline, task.id))
     elif task.status == TaskStatus.in_progress and task.lease_expires_at:
         item.update(keys.lease_entry(task.project_id, task.stage.value, task.lease_expires_at, task.id))
     return item
@@ -166,6 +171,9 @@ class BatonStore:
         response = self.client.get_item(TableName=self.table, Key=serialize(key), ConsistentRead=True)
         item = response.get("Item")
         return deserialize(item) if item else None
+
+    def get_item(self, key: dict[str, str]) -> Optional[dict[str, Any]]:
+        return self._get(key)
 
     def _query_page(self, *, index: Optional[str], partition_name: str, partition: str,
                     limit: int, cursor: Optional[str], forward: bool = True,
@@ -406,6 +414,19 @@ class BatonStore:
                                     filters={"run_id": run_id} if run_id else None)
         return [item_to_task(i) for i in items]
 
+    def run_queue_candidates(self, run_id: str, stage: str, limit: int) -> list[Task]:
+        """Queued tasks of one run at a stage, highest priority then oldest first (gsi4)."""
+        items, _ = self._query_page(index="gsi4", partition_name="gsi4pk",
+                                    partition=keys.run_queue_partition(run_id, stage), limit=limit, cursor=None,
+                                    names=GSI4_NAMES)
+        return [item_to_task(i) for i in items]
+
+    def overdue_waits(self, now: str, limit: int) -> list[Task]:
+        """Queued tasks unclaimed past their run's queue timeout and not reported yet (gsi3)."""
+        items, _ = self._query_page(index="gsi3", partition_name="gsi3pk", partition=keys.WAITING_PARTITION,
+                                    limit=limit, cursor=None, sort_condition=("gsi3sk", "<", now))
+        return [item_to_task(i) for i in items]
+
     def expired_leases(self, project_id: str, stage: str, now: str, limit: int) -> list[Task]:
         """In-progress tasks whose lease ended before ``now``, oldest expiry first."""
         items, _ = self._query_page(index="gsi2", partition_name="gsi2pk",
@@ -430,11 +451,34 @@ class BatonStore:
                 "key_hash": key_hash, **api_key.model_dump(mode="json")}
         self.transact([self.put_op(item, "attribute_not_exists(pk)")])
 
-    def create_job_token(self, key_hash: str, api_key: ApiKey, *, task_id: str, job_id: str, expires_at: str) -> None:
-        item = {**keys.api_key(key_hash), "type": "job_token", "key_hash": key_hash, **api_key.model_dump(mode="json"),
-                "task_id": task_id, "job_id": job_id, "expires_at": expires_at,
+    def create_launch_code(self, code_hash: str, *, name: str, project_id: str, task_id: str, job_id: str,
+                           stage: str, dispatch: int, claim_id: str, expires_at: str, token_seconds: int) -> None:
+        """A single-use launch code of one container job (its hash; the code itself is never stored)."""
+        item = {**keys.api_key(code_hash), "type": "launch_code", "key_hash": code_hash, "id": f"lc_{job_id}",
+                "name": name, "principal": "agent", "project_ids": [project_id], "task_id": task_id,
+                "job_id": job_id, "stage": stage, "dispatch": dispatch, "claim_id": claim_id,
+                "token_seconds": token_seconds, "created_at": clock.now_iso(), "expires_at": expires_at,
                 "expires_at_epoch": int(clock.parse_iso(expires_at).timestamp()) + 86_400}
         self.transact([self.put_op(item, "attribute_not_exists(pk)")])
+
+    def redeem_launch_code(self, code_hash: str, token_hash: str, api_key: ApiKey, *, launch: dict[str, Any],
+                           expires_at: str, now: str) -> None:
+        """Spend the launch code and write the job token it buys, atomically: of two redeemers exactly
+        one gets a token (ConflictError for the other)."""
+        spend = {"Update": {
+            "TableName": self.table, "Key": serialize(keys.api_key(code_hash)),
+            "UpdateExpression": "SET used_at = :now",
+            "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(used_at) AND expires_at > :now",
+            "ExpressionAttributeValues": {":now": _av(now)}}}
+        token = {**keys.api_key(token_hash), "type": "job_token", "key_hash": token_hash,
+                 **api_key.model_dump(mode="json"),
+                 **{k: launch[k] for k in ("task_id", "job_id", "stage", "dispatch", "claim_id")},
+                 "expires_at": expires_at, "expires_at_epoch": int(clock.parse_iso(expires_at).timestamp()) + 86_400}
+        try:
+            self.transact([spend, self.put_op(token, "attribute_not_exists(pk)")])
+        except TransactionCancelled:
+            raise UnauthenticatedError("the launch code was already used or expired; a launch code buys one "
+                                       "token, once", code="launch_code_used") from None
 
     def get_api_key(self, key_hash: str) -> Optional[dict[str, Any]]:
         return self._get(keys.api_key(key_hash))

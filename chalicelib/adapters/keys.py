@@ -1,7 +1,8 @@
 """The one place where DynamoDB key strings are built. See docs/data-model.md.
 
 Every item has ``pk``/``sk``; list views use ``gsi1pk``/``gsi1sk``; the claim queue is the sparse
-index ``gsi2pk``/``gsi2sk``, present only while a task is queued (``QUEUE#``) or leased (``LEASE#``).
+index ``gsi2pk``/``gsi2sk``, present only while a task is queued (``QUEUE#``) or leased (``LEASE#``);
+a queued task is also in its run's queue, the sparse index ``gsi4pk``/``gsi4sk`` (``RUNQUEUE#``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,16 @@ def task_list_entry(run_id: str, task_id: str) -> dict[str, str]:
 
 def queue_partition(project_id: str, stage: str) -> str:
     return f"QUEUE#{project_id}#{stage}"
+
+
+def run_queue_partition(run_id: str, stage: str) -> str:
+    return f"RUNQUEUE#{run_id}#{stage}"
+
+
+def run_queue_entry(run_id: str, stage: str, priority: int, enqueued_at: str, task_id: str) -> dict[str, str]:
+    """The same queue entry, per run (sparse index gsi4): a claim by run reads only its run's tasks."""
+    return {"gsi4pk": run_queue_partition(run_id, stage),
+            "gsi4sk": f"{10 - priority:02d}#{enqueued_at}#{task_id}"}
 
 
 def lease_partition(project_id: str, stage: str) -> str:
@@ -121,6 +132,15 @@ def outbox_entry(created_at: str, record_id: str) -> dict[str, str]:
     return {"gsi3pk": OUTBOX_PARTITION, "gsi3sk": f"{created_at}#{record_id}"}
 
 
+WAITING_PARTITION = "WAITING"
+
+
+def waiting_entry(deadline: str, task_id: str) -> dict[str, str]:
+    """A queued task whose wait has not been reported yet, by the time it is due (sparse, gsi3):
+    the sweeper finds the overdue ones with one key-range query."""
+    return {"gsi3pk": WAITING_PARTITION, "gsi3sk": f"{deadline}#{task_id}"}
+
+
 def role_version(role: str, version: int) -> dict[str, str]:
     return {"pk": f"ROLE#{role}", "sk": f"V#{version:06d}"}
 
@@ -169,6 +189,11 @@ def proof_list_entry(project_id: str, created_at: str, proof_id: str) -> dict[st
 def finding(run_id: str, dedup_key: str) -> dict[str, str]:
     """One finding reported in a run: its presence means "already reported, a fix task exists"."""
     return {"pk": f"RUN#{run_id}", "sk": f"FINDING#{dedup_key}"}
+
+
+def failed_verdict(task_id: str, stage: str, iteration: int) -> dict[str, str]:
+    """Present when a findings report failed this stage and iteration of the task: it cannot pass."""
+    return {"pk": task_partition(task_id), "sk": f"VERDICT#{stage}#{iteration:04d}"}
 
 
 def fix_task_count(run_id: str) -> dict[str, str]:

@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from chalice import Response
 from chalice.app import Request
 
 from ..bootstrap import get_services
+from ..domain.auth import Principal
 from ..domain.errors import BatonError, PayloadTooLargeError
+from ..domain.models import PrincipalKind
 from .http import MAX_BODY_BYTES, current_principal, error_response, internal_error_response
 from .idempotency import with_idempotency
 
@@ -66,9 +68,12 @@ def _authenticate_request(event: Request, get_response: Callable[[Request], Resp
             raise PayloadTooLargeError(f"the body is {len(body)} bytes; the limit is {MAX_BODY_BYTES} bytes",
                                        code="body_too_large")
         if event.path not in PUBLIC_PATHS:
-            principal = get_services().keys.authenticate(event.headers.get("authorization"))
+            principal = with_claim(get_services().keys.authenticate(event.headers.get("authorization")),
+                                   event.headers.get("baton-claim"))
             current_principal.set(principal)
             _append_log_keys(key_id=principal.key_id, principal=principal.kind.value)
+            if principal.launch_code:
+                return get_response(event)   # its answer is a credential: never kept by the idempotency layer
             settings = get_services().settings
             return with_idempotency(settings.idempotency_table, principal.key_id, event, get_response)
         return get_response(event)
@@ -79,6 +84,14 @@ def _authenticate_request(event: Request, get_response: Callable[[Request], Resp
         return internal_error_response()
     finally:
         current_principal.reset(token)
+
+
+def with_claim(principal: Principal, header: Optional[str]) -> Principal:
+    """An agent key names the claim it works under with ``Baton-Claim: <claim_id>``; a job token's
+    claim is bound into the token and cannot be changed by a header."""
+    if header and principal.kind == PrincipalKind.agent and principal.task_id is None:
+        return principal.model_copy(update={"claim_id": header.strip()[:64]})
+    return principal
 
 
 def _append_log_keys(**keys: Any) -> None:

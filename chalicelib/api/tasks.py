@@ -48,9 +48,16 @@ def heartbeat_task(task_id):
 def advance_task(task_id):
     request = parse_body(bp.current_request.raw_body, AdvanceRequest)
     services = get_services()
-    # A pass needs the proofs the stage's role requires (checked after the lease, before the move).
-    return 200, services.tasks.advance(principal(), task_id, request,
-                                       check=services.proofs.advance_check(request.result))
+    # A pass needs the proofs the stage's role requires, and no failing findings verdict of the
+    # stage (checked after the lease, before the move).
+    proofs_check = services.proofs.advance_check(request.result)
+    verdict_check = services.findings.advance_check(request.result)
+
+    def check(task, run_item):
+        verdict_check(task, run_item)
+        proofs_check(task, run_item)
+
+    return 200, services.tasks.advance(principal(), task_id, request, check=check)
 
 
 @endpoint(bp, "/tasks/{task_id}/stage", methods=["POST"], body=SetStageRequest, response=Task,

@@ -6,12 +6,16 @@ Principals
 * ``human``: everything on its projects; the only principal that decides approvals.
 * ``agent``: reads, claim, heartbeat, advance, handoffs, proofs, findings, bugs, context on its
   projects; it cannot create projects, runs or tasks, kill runs, set stages or decide approvals.
-* job token (an ``agent`` principal with ``task_id`` set, issued by the dispatcher for one job):
+* launch code (``bl_``, made by the dispatcher for one container job, handed to the runner at
+  launch): it may only be redeemed, once, for the job's token (``POST /jobs/{job_id}/token``).
+* job token (an ``agent`` principal with ``task_id`` set, bought with a launch code for one job):
   reads and work on its own task only (the task, its context, claim, heartbeat, advance, its
   handoffs, proofs and findings), plus the role configs (``read_config``) the runner checks.
   Nothing else: another task (or that task's handoffs and proofs) is 404; runs, projects, lists,
   bugs, keys and the director settings (its context carries them) are 403 (404 when they belong
-  to another project). Its expiry is checked when the key is authenticated (401).
+  to another project). It is bound to its task, stage, dispatch and claim and dies with the job:
+  once the job is advanced, re-dispatched, killed or its lease expired, it is 401 (checked when
+  the key is authenticated).
 
 Only admins manage keys, role configs and director settings (``manage_roles``). Deciding an
 approval is a human act: admins are refused it too.
@@ -42,6 +46,7 @@ class Action(str, Enum):
     decide_approval = "decide_approval"
     manage_keys = "manage_keys"
     manage_roles = "manage_roles"          # role configs and director settings
+    redeem_launch_code = "redeem_launch_code"  # a launch code buys its job's token, once; nothing else
 
 
 _RIGHTS: dict[PrincipalKind, frozenset[Action]] = {
@@ -61,8 +66,12 @@ class Principal(BaseModel):
     name: str
     kind: PrincipalKind
     project_ids: list[str] = Field(default_factory=list)
-    task_id: Optional[str] = None     # set for job-scoped agent tokens
+    task_id: Optional[str] = None     # set for job-scoped agent tokens (and launch codes)
     job_id: Optional[str] = None
+    # The claim this caller works under: bound into a job token; for an agent key, the
+    # ``Baton-Claim`` header it sent. Evidence written by an agent counts only under it.
+    claim_id: Optional[str] = None
+    launch_code: bool = False         # a single-use launch code: it may only be redeemed for a job token
 
     @property
     def actor(self) -> str:
@@ -86,6 +95,11 @@ def authorize(principal: Principal, action: Action, *, project_id: Optional[str]
     whatever is not its own task, so a call that names no task is refused to it (unless the action
     needs no scope at all, ``read_config``).
     """
+    if principal.launch_code or action == Action.redeem_launch_code:
+        if not (principal.launch_code and action == Action.redeem_launch_code):
+            raise ForbiddenError("a launch code only buys its job's token (POST /jobs/{job_id}/token); "
+                                 "call the API with the token it returns")
+        return
     if project_id is not None and not principal.sees_project(project_id):
         raise NotFoundError(f"{what} not found")
     if principal.task_id is not None:

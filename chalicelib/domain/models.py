@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .ids import PROJECT_ID_RE
+from .repository_url import REPOSITORY_URL_HELP, check_repository_url
 
 
 class Stage(str, Enum):
@@ -72,6 +73,7 @@ class RunStatus(str, Enum):
 
 
 TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.killed})
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 86_400
 
 
 class TaskSource(str, Enum):
@@ -101,18 +103,14 @@ Priority = Annotated[int, Field(ge=0, le=10)]
 Name = Annotated[str, Field(min_length=1, max_length=100)]
 
 _BRANCH_RE = re.compile(r"^(?!/)(?!.*\.\.)(?!.*//)[A-Za-z0-9._/-]{1,255}(?<!/)$")
-_CONTROL_RE = re.compile(r"[\x00-\x20\x7f]")
 
 STRICT_INPUT = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
 
 
 def _check_repository_url(value: str) -> str:
-    if not value or len(value) > 2048 or _CONTROL_RE.search(value):
-        raise ValueError("repository_url must be a URL or path without spaces or control characters")
-    if not (re.match(r"^(https?|ssh|git|file)://", value) or re.match(r"^[\w.-]+@[\w.-]+:", value)
-            or value.startswith("/")):
-        raise ValueError("repository_url must start with https://, ssh://, git://, file://, user@host: or /")
-    return value
+    """The stage-independent rules (domain.repository_url); whether a local repository is allowed
+    depends on the stage, which the project service checks."""
+    return check_repository_url(value, allow_local=True)
 
 
 def _check_branch(value: str) -> str:
@@ -231,6 +229,7 @@ class Run(BaseModel):
     pinned_roles: dict[str, str] = Field(default_factory=dict)
     progress: Optional[Progress] = None
     release_task_id: Optional[str] = None
+    queue_timeout_seconds: int = DEFAULT_QUEUE_TIMEOUT_SECONDS
     pinned_role_versions: dict[str, int] = Field(default_factory=dict, exclude=True)
     created_at: str
     created_by: str
@@ -265,6 +264,9 @@ class Task(BaseModel):
     attempt: int = Field(default=0, exclude=True)
     job_id: Optional[str] = Field(default=None, exclude=True)
     sfn_token: Optional[str] = Field(default=None, exclude=True)
+    # How long it may wait unclaimed before it is reported (its run's), and the wait last reported.
+    queue_timeout_seconds: int = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, exclude=True)
+    wait_reported_for: Optional[str] = Field(default=None, exclude=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -332,7 +334,7 @@ class ProjectCreate(BaseModel):
     model_config = STRICT_INPUT
     id: ProjectId
     name: Name
-    repository_url: str = Field(max_length=2048)
+    repository_url: str = Field(max_length=2048, description=REPOSITORY_URL_HELP)
     primary_branch: str = Field(default="main", max_length=255)
     settings: dict[str, Any] = Field(default_factory=dict)
 
@@ -344,7 +346,7 @@ class ProjectCreate(BaseModel):
 class ProjectPatch(BaseModel):
     model_config = STRICT_INPUT
     name: Optional[Name] = None
-    repository_url: Optional[str] = Field(default=None, max_length=2048)
+    repository_url: Optional[str] = Field(default=None, max_length=2048, description=REPOSITORY_URL_HELP)
     primary_branch: Optional[str] = Field(default=None, max_length=255)
     settings: Optional[dict[str, Any]] = None
 
@@ -390,6 +392,9 @@ class RunCreate(BaseModel):
     finding_threshold: Optional[SeverityName] = Field(
         default=None, description="findings at or above this severity become fix tasks (default: the "
                                   "project's settings.finding_threshold, else medium)")
+    queue_timeout_seconds: int = Field(
+        default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=60, le=365 * 86_400,
+        description="a task unclaimed this long is reported (task.waiting_for_agent) and keeps waiting")
     tasks: list[TaskSpec] = Field(default_factory=list, max_length=MAX_TASKS_PER_RUN_CREATE)
 
     @field_validator("stages")

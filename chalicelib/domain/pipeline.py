@@ -16,6 +16,8 @@ Rules
 * Set-stage (human/admin, with a reason): any stage of the run, or ``complete``; the task is
   re-queued (or done) at the same iteration and any claim is dropped.
 * Cancel: any non-terminal task becomes ``cancelled``.
+* A claimed job whose lease expires (its agent went silent) is dispatched again, up to the
+  attempts allowed, then the task fails. An unclaimed job never expires: it waits for an agent.
 """
 
 from __future__ import annotations
@@ -142,6 +144,19 @@ def cancel(task: Task, *, now: str) -> Optional[tuple[Task, Transition]]:
         return None
     after = _released(task, now, status=TaskStatus.cancelled)
     return after, _transition("task.cancelled", task, after)
+
+
+def give_up_silent_job(task: Task, *, now: str, max_attempts: int) -> Optional[tuple[Task, Transition, int]]:
+    """A claimed stage job whose lease expired (its agent went silent, or a launched container never
+    started): the job is dispatched again as attempt + 1, or, with no attempt left, the task fails.
+    Returns the task as it must be written, its transition and the attempt of the next job."""
+    if task.status != TaskStatus.in_progress or lease_is_live(task, now):
+        return None
+    if task.attempt >= max_attempts:
+        after = _released(task, now, status=TaskStatus.failed)
+        return after, _transition("task.attempts_exhausted", task, after), task.attempt
+    after = _released(task, now, status=TaskStatus.queued)
+    return after, _transition("job.lease_expired", task, after), task.attempt + 1
 
 
 def expire_lease(task: Task, *, now: str) -> Optional[tuple[Task, Transition]]:

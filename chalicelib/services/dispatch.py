@@ -7,11 +7,11 @@ nothing (a stage job is keyed by its dispatch number; tokens are attached once).
 Kinds
 -----
 ``fill``      start task executions of a run up to its parallelism
-``stage``     a task execution dispatched a stage job (with its task token): record the job, put
-              the task in the claim queue, and launch the agent when the role's executor is
-              ``container``; a higher dispatch number while the task is in progress is a
-              re-dispatch after a missed heartbeat: the old claim is released first
-``expired``   the execution ran out of attempts: the task fails
+``stage``     a task execution dispatched a stage job (with its task token): record the job and
+              either put the task in the claim queue (``external`` executor: it waits for an agent,
+              however long) or, for a ``container`` executor, claim it for the job's runner (the
+              heartbeat clock starts there: a container that never starts loses the lease and the
+              sweeper dispatches again) and launch the runner with a single-use launch code
 ``run_wait``/``release``  the run execution waits (for all tasks / for the release task)
 ``gate``      the run execution waits on an approval gate
 """
@@ -19,6 +19,7 @@ Kinds
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Any
 
 from ..adapters.dynamo import BatonStore, RunEffect
@@ -36,8 +37,8 @@ from .tasks import TaskService
 
 logger = logging.getLogger("baton.dispatch")
 
-DEFAULT_MAX_ATTEMPTS = 3
 ACTOR = "system:dispatcher"
+CANCEL_BATCH = 250
 
 
 class LaunchError(Exception):
@@ -46,7 +47,8 @@ class LaunchError(Exception):
 
 class DispatchService:
     def __init__(self, store: BatonStore, tasks: TaskService, roles: RoleService, keys: KeyService,
-                 outbox_: Outbox, launcher: Any, *, api_url: str = "", max_attempts: int = DEFAULT_MAX_ATTEMPTS):
+                 outbox_: Outbox, launcher: Any, *, runs: Any = None, api_url: str = "",
+                 launch_window_seconds: int = 300):
         self.store = store
         self.tasks = tasks
         self.roles = roles
@@ -54,12 +56,13 @@ class DispatchService:
         self.outbox = outbox_
         self.launcher = launcher
         self.api_url = api_url
-        self.max_attempts = max_attempts
+        self.launch_window_seconds = launch_window_seconds
+        self.runs = runs
 
     def handle(self, message: dict[str, Any]) -> None:
         kind = message.get("kind")
-        handler = {"fill": self.fill, "stage": self.stage, "expired": self.expired, "run_wait": self.run_wait,
-                   "release": self.run_wait, "gate": self.gate}.get(str(kind))
+        handler = {"fill": self.fill, "stage": self.stage, "run_wait": self.run_wait,
+                   "release": self.run_wait, "gate": self.gate, "cancel": self.cancel}.get(str(kind))
         if handler is None:
             logger.error("dropping a dispatch message of unknown kind %r", kind)
             return
@@ -88,12 +91,10 @@ class DispatchService:
         current = self.store.get_task(task.id)
         if current is None or not current.awaiting_start:
             return True
-        heartbeat, timeout = self.tasks.timing_for(run_item)(current.stage)
         started = current.model_copy(update={"awaiting_start": False, "started": True,
                                              "version": current.version + 1, "updated_at": clock.now_iso()})
-        records = [outbox.record("start", machine="task", name=current.id, input={
-            "task_id": current.id, "dispatch": 1, "attempt": 1, "max_attempts": self.max_attempts,
-            "heartbeat_seconds": heartbeat, "timeout_seconds": timeout})]
+        records = [outbox.record("start", machine="task", name=current.id,
+                                 input={"task_id": current.id, "dispatch": 1, "attempt": 1})]
 
         def has_slot(item: dict[str, Any]) -> RunEffect:
             if RunStatus(item["status"]) != RunStatus.running:
@@ -142,10 +143,16 @@ class DispatchService:
         config = self.roles.pinned_for_stage(run_item, task.stage)
         now = clock.now_iso()
         job_id = f"job_{task.id.split('_', 1)[1]}_{dispatch:04d}"
-        after = task.model_copy(update={
+        fields: dict[str, Any] = {
             "status": TaskStatus.queued, "claimed_by": None, "claim_id": None, "lease_expires_at": None,
             "enqueued_at": now, "dispatch_seq": dispatch, "attempt": attempt, "job_id": job_id,
-            "sfn_token": token, "version": task.version + 1, "updated_at": now})
+            "sfn_token": token, "version": task.version + 1, "updated_at": now}
+        container = config.executor == Executor.container
+        if container:
+            # Claimed for the job's runner now: the launch window is the first lease.
+            fields.update(status=TaskStatus.in_progress, claimed_by=job_id, claim_id="clm_" + secrets.token_hex(12),
+                          lease_expires_at=clock.plus_seconds(now, self.launch_window(config)), enqueued_at=None)
+        after = task.model_copy(update=fields)
         transition = Transition("job.dispatched" if attempt == 1 else "job.redispatched", task.stage, after.stage,
                                 task.status, after.status)
         job = {"job_id": job_id, "task_id": task.id, "run_id": task.run_id, "project_id": task.project_id,
@@ -155,25 +162,33 @@ class DispatchService:
         self.store.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
                           data={"job_id": job_id, "stage": task.stage.value, "iteration": task.iteration,
                                 "attempt": attempt, "executor": config.executor.value,
-                                "released_claim_of": task.claimed_by},
+                                "released_claim_of": task.claimed_by,
+                                **({"lease_expires_at": after.lease_expires_at} if container else {})},
                           operations=[self.store.task_put_op(after, task.version), self.store.job_put_op(job)],
                           counters=counter_deltas(transition), run_item=run_item)
+
+    def launch_window(self, config: Any) -> int:
+        """How long a launched runner has to start and take its claim over (its first lease)."""
+        return max(self.launch_window_seconds, 2 * int(config.heartbeat_seconds))
 
     def _ensure_launched(self, task: Task, dispatch: int) -> None:
         job = self.store.get_job(task.id, dispatch)
         if job is None or job.get("executor") != Executor.container.value or job.get("status") != "dispatched":
             return
-        if task.dispatch_seq != dispatch or task.is_terminal:
+        if task.dispatch_seq != dispatch or task.is_terminal or not task.claim_id:
             return
         run_item = self.store.get_run_item(task.run_id) or {}
+        if RunStatus(run_item.get("status", RunStatus.killed.value)) != RunStatus.running:
+            return   # a killed (or ended) run launches nothing more
         config = self.roles.pinned_for_stage(run_item, task.stage)
-        expires = clock.plus_seconds(clock.now_iso(), config.timeout_seconds + 600)
-        _, token = self.keys.issue_job_token(task, job["job_id"], expires)
+        code = self.keys.issue_launch_code(task, job["job_id"], claim_id=task.claim_id,
+                                           expires_at=task.lease_expires_at or clock.now_iso(),
+                                           token_seconds=config.timeout_seconds + 600)
         spec = {"job_id": job["job_id"], "task_id": task.id, "run_id": task.run_id, "project_id": task.project_id,
                 "stage": task.stage.value, "iteration": task.iteration, "attempt": job["attempt"],
                 "role": config.role.value, "role_digest": config.digest, "command": config.command,
                 "image": config.image, "heartbeat_seconds": config.heartbeat_seconds,
-                "timeout_seconds": config.timeout_seconds, "api_url": self.api_url, "api_key": token}
+                "timeout_seconds": config.timeout_seconds, "api_url": self.api_url, "launch_code": code}
         try:
             launch_id = self.launcher.launch(spec)
         except Exception as error:
@@ -185,24 +200,16 @@ class DispatchService:
         logger.info("launched job %s", job["job_id"],
                     extra={"task_id": task.id, "run_id": task.run_id, "job_id": job["job_id"]})
 
-    # ---- expired: no attempts left
+    # ---- cancel: a killed run's open tasks, a batch per message
 
-    def expired(self, message: dict[str, Any]) -> None:
-        task = self.store.get_task(message["task_id"])
-        if task is None or task.is_terminal or task.dispatch_seq != int(message["dispatch"]):
+    def cancel(self, message: dict[str, Any]) -> None:
+        """Cancel up to ``CANCEL_BATCH`` open tasks of a killed run; ask again while more are left."""
+        run_id = message["run_id"]
+        run_item = self.store.get_run_item(run_id)
+        if run_item is None or RunStatus(run_item["status"]) != RunStatus.killed:
             return
-        now = clock.now_iso()
-        after = task.model_copy(update={"status": TaskStatus.failed, "claimed_by": None, "claim_id": None,
-                                        "lease_expires_at": None, "enqueued_at": None, "sfn_token": None,  # nosec B105  # clears the token; no secret in code
-                                        "version": task.version + 1, "updated_at": now})
-        transition = Transition("task.attempts_exhausted", task.stage, task.stage, task.status, TaskStatus.failed)
-        try:
-            # The execution already left the stage (it gave up): there is no token to answer.
-            self.tasks.commit_change(task.model_copy(update={"sfn_token": None}), after, transition, ACTOR,  # nosec B105  # clears the token; no secret in code
-                                     {"attempts": int(message.get("attempt", 0)),
-                                      "reason": "no heartbeat or result within the role's limits"})
-        except ConflictError:
-            logger.info("task %s moved before its expiry was recorded", task.id)
+        if self.runs.cancel_open_tasks(run_id, str(message.get("actor") or ACTOR), limit=CANCEL_BATCH) > CANCEL_BATCH:
+            self.outbox.deliver([outbox.record("enqueue", body=message)])
 
     # ---- the run execution's waits
 

@@ -15,8 +15,9 @@ The verdict is ``fail`` when any finding is critical or high.
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
+from ..adapters import keys
 from ..adapters.dynamo import BatonStore
 from ..adapters.evidence_store import EvidenceStore
 from ..domain import clock
@@ -25,7 +26,7 @@ from ..domain.errors import ConflictError, PayloadTooLargeError, RuleViolationEr
 from ..domain.evidence import (DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEVERITY_RANK, FindingsReport,
                                FindingsResult, ProofStatus, Severity, counts_by_severity)
 from ..domain.findings import Finding, fix_task_description, fix_task_title, parse_report, verdict
-from ..domain.models import Task, TaskSource
+from ..domain.models import AdvanceResult, Task, TaskSource
 from .proofs import ProofService
 from .runs import RunService, require_open_run
 from .tasks import TaskService
@@ -69,7 +70,7 @@ class FindingService:
         self.proofs = proofs
 
     def report(self, principal: Principal, task_id: str, request: FindingsReport) -> FindingsResult:
-        task = self.tasks.get(principal, task_id, Action.work)
+        task = self.tasks.get_for_evidence(principal, task_id)
         raw = request.report if request.proof_id is None else self._report_from_proof(principal, task, request.proof_id)
         parsed = parse_report(request.format, raw)
         run_item = self.store.get_run_item(task.run_id) or {}
@@ -106,14 +107,33 @@ class FindingService:
                                     "not_created": [_brief(f) for f in over[:MAX_LISTED_IN_EVENT]]})
         counts = counts_by_severity([f.severity for f in parsed.findings])
         outcome = verdict(parsed.findings)
+        # A failing report binds its stage and iteration: that stage can no longer be passed.
+        failed = [self.store.put_op({**keys.failed_verdict(task.id, task.stage.value, task.iteration), "type": "verdict",
+                                     "verdict": outcome, "reported_by": principal.actor, "at": clock.now_iso()})
+                  ] if outcome == "fail" else []
         self.store.commit(run_id=task.run_id, actor=principal.actor, action="findings.reported",
-                          entity=f"task:{task.id}",
+                          entity=f"task:{task.id}", operations=failed,
                           data={"format": parsed.format, "verdict": outcome, "counts": counts,
                                 "threshold": threshold.value, "created_task_ids": [t.id for t in created][:100],
                                 "already_reported": already, "below_threshold": below, "over_ceiling": len(over)})
         return FindingsResult(verdict=outcome, counts=counts, created_tasks=created, format=parsed.format,
                               threshold=threshold, findings=len(parsed.findings), below_threshold=below,
                               already_reported=already, over_ceiling=len(over))
+
+    def advance_check(self, result: AdvanceResult) -> Callable[[Task, dict[str, Any]], None]:
+        """The ``check`` hook of ``TaskService.advance``: no pass over a failing findings verdict of the
+        same stage and iteration (422 ``verdict_is_fail``)."""
+
+        def check(task: Task, run_item: dict[str, Any]) -> None:
+            if result != AdvanceResult.pass_:
+                return
+            if self.store.get_item(keys.failed_verdict(task.id, task.stage.value, task.iteration)):
+                raise RuleViolationError(
+                    f"a findings report failed stage {task.stage.value} (iteration {task.iteration}) of task {task.id}: "
+                    "it cannot pass in this iteration; advance with result fail so the findings are fixed",
+                    code="verdict_is_fail")
+
+        return check
 
     # ---- fix tasks
 

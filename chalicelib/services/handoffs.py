@@ -46,7 +46,7 @@ class HandoffService:
     # ---- writes
 
     def create(self, principal: Principal, task_id: str, request: HandoffCreate) -> Handoff:
-        task = self.tasks.get(principal, task_id, Action.work)
+        task = self.tasks.get_for_evidence(principal, task_id)
         cited_proofs(self.evidence, request.proof_ids, owner=f"task {task.id}",
                      when="before citing them in a handoff", belongs=lambda proof: proof.task_id == task.id)
         now = clock.now_iso()
@@ -67,6 +67,7 @@ class HandoffService:
     def transition(self, principal: Principal, handoff_id: str, action: HandoffAction, note: HandoffNote) -> Handoff:
         """accept / complete / fail; 409 when the lifecycle does not allow it from the current status."""
         handoff = self.get(principal, handoff_id, Action.work)
+        self.tasks.get_for_evidence(principal, handoff.task_id)   # an agent moves a handoff only under its live claim
         target = next_handoff_status(handoff.status, action)
         now = clock.now_iso()
         after = handoff.model_copy(update={

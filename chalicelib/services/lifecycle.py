@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..adapters.dynamo import RunEffect
 from ..domain import clock
-from ..domain.models import ApprovalStatus, RunStatus, Stage, Task, TaskStatus
+from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
 from . import outbox
@@ -25,18 +25,19 @@ from . import outbox
 ACTIVE_COUNTER = "n_active"
 FILL = "fill"
 
-Timing = Callable[[Stage], tuple[int, int]]   # stage -> (heartbeat_seconds, timeout_seconds)
+def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Task, list[dict[str, Any]]]:
+    """Answer the execution waiting on ``before``'s stage job, if any, and clear the token.
 
-
-def answer_stage_job(before: Task, after: Task, timing: Timing) -> tuple[Task, list[dict[str, Any]]]:
-    """Answer the execution waiting on ``before``'s stage job, if any, and clear the token."""
+    The answer is the execution's next input: ``{next: dispatch, task_id, dispatch, attempt}`` for
+    another stage job (the next stage, a loop-back, or ``attempt`` > 1 for a re-dispatch of the same
+    stage), else ``{next: done|failed|cancelled}``.
+    """
     token = before.sfn_token
     if not token or after.status == TaskStatus.in_progress:
         return after, []
     if after.status == TaskStatus.queued:
-        heartbeat, timeout = timing(after.stage)
-        output = {"next": "dispatch", "dispatch": before.dispatch_seq + 1,
-                  "heartbeat_seconds": heartbeat, "timeout_seconds": timeout}
+        output: dict[str, Any] = {"next": "dispatch", "task_id": before.id, "dispatch": before.dispatch_seq + 1,
+                                  "attempt": attempt}
         after = after.model_copy(update={"enqueued_at": None})   # claimable again once dispatched
     else:
         output = {"next": {TaskStatus.done: "done", TaskStatus.failed: "failed",

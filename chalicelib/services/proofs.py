@@ -138,7 +138,7 @@ class ProofService:
     # ---- upload
 
     def request_upload(self, principal: Principal, task_id: str, request: ProofCreate) -> tuple[Proof, UploadForm]:
-        task = self.tasks.get(principal, task_id, Action.work)
+        task = self.tasks.get_for_evidence(principal, task_id)
         check_proof_content_type(request.type, request.content_type)
         limit = size_limit(request.type, self.size_limits)
         if request.size > limit:
@@ -169,6 +169,7 @@ class ProofService:
         proof = self.get(principal, proof_id, Action.work)
         if proof.status == ProofStatus.stored:
             return proof
+        self.tasks.get_for_evidence(principal, proof.task_id)   # an agent confirms only under its live claim
         found = self.objects.head(proof.s3_key)
         if found is None:
             raise ConflictError(f"nothing was uploaded for proof {proof.id} yet: POST the file to the upload url with "

@@ -28,7 +28,8 @@ def new_task(run: Run, *, title: str, description: str, priority: int, source: T
     return Task(id=new_id("task"), run_id=run.id, project_id=run.project_id, title=title,
                 description=description, priority=priority, stage=stage,
                 status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
-                created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn)
+                created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn,
+                queue_timeout_seconds=run.queue_timeout_seconds)
 
 
 def require_open_run(run_item: dict[str, Any]) -> None:
@@ -91,7 +92,8 @@ class RunService:
         run = Run(id=new_id("run"), project_id=project_id, title=request.title, status=RunStatus.pending,
                   stages=request.stages, max_iterations=request.max_iterations, parallelism=request.parallelism,
                   canary=request.canary, ceilings=ceilings, deploy_gate=request.deploy_gate,
-                  finding_threshold=request.finding_threshold, pinned_roles={r.value: c.digest for r, c in pinned.items()},
+                  finding_threshold=request.finding_threshold, queue_timeout_seconds=request.queue_timeout_seconds,
+                  pinned_roles={r.value: c.digest for r, c in pinned.items()},
                   pinned_role_versions={r.value: c.version for r, c in pinned.items()},
                   created_at=now, created_by=principal.actor, updated_at=now)
         tasks = [new_task(run, title=t.title, description=t.description, priority=t.priority,
@@ -175,16 +177,24 @@ class RunService:
             if self.sfn and self.outbox.sfn:
                 records = [outbox.record("stop", arn=self.outbox.sfn.run_execution_arn(run_id),
                                          cause=f"run killed by {principal.actor}")]
+            if self.sfn and self.outbox.queue:
+                # However many tasks it has, the kill answers at once: the dispatcher cancels them.
+                records.append(outbox.record("enqueue", body={"kind": "cancel", "run_id": run_id,
+                                                              "actor": principal.actor}))
             committed = self.store.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
                               data={"previous_status": status.value}, run_item=item, on_run=mark_killed,
                               operations=self.outbox.operations(records))
             self.outbox.deliver(records + committed.effect.outbox)
-        self._cancel_open_tasks(run_id, principal.actor)
+            if self.sfn and self.outbox.queue:
+                return item_to_run(self.store.get_run_item(run_id) or item)
+        self.cancel_open_tasks(run_id, principal.actor)
         return item_to_run(self.store.get_run_item(run_id) or item)
 
-    def _cancel_open_tasks(self, run_id: str, actor: str) -> None:
+    def cancel_open_tasks(self, run_id: str, actor: str, limit: Optional[int] = None) -> int:
+        """Cancel the run's open tasks, a chunk per transaction; at most ``limit`` of them (None: all).
+        Returns how many were open when it started (more than ``limit`` means: call again)."""
         open_tasks = [t for t in self.store.iter_run_tasks(run_id) if not t.is_terminal]
-        for start in range(0, len(open_tasks), CANCEL_CHUNK):
+        for start in range(0, min(len(open_tasks), limit or len(open_tasks)), CANCEL_CHUNK):
             chunk = open_tasks[start:start + CANCEL_CHUNK]
             for _attempt in range(10):
                 now = clock.now_iso()
@@ -204,7 +214,7 @@ class RunService:
                 answered = []
                 for after, transition in changes:
                     before = next(t for t in chunk if t.id == after.id)
-                    after, answers = lifecycle.answer_stage_job(before, after, lambda stage: (0, 0))
+                    after, answers = lifecycle.answer_stage_job(before, after)
                     records += answers
                     answered.append((after, transition))
                 changes = answered
@@ -220,6 +230,7 @@ class RunService:
                 except ConflictError:
                     # An agent moved one of them meanwhile: read them again and retry the chunk.
                     chunk = [t for t in (self.store.get_task(t.id) for t in chunk) if t]
+        return len(open_tasks)
 
 
 def parse_after(raw: Optional[str]) -> int:
