@@ -45,9 +45,10 @@ fuzz: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/roundtrips.py
 
-## Render the deployable template: out/merge.json, then chalice package -> out/sam.json + out/deployment.zip.
+## Render the deployable template: out/merge.json, then chalice package -> out/sam.json + out/deployment.zip,
+## for Lambda python3.13 on x86_64 with wheels for that runtime, whatever Python runs it (RUNTIME=python3.12 also works).
 package: $(STAMP)
-	$(PY) infra/build_template.py --stage $(STAGE) --out out
+	$(PY) infra/build_template.py --stage $(STAGE) --out out $(if $(RUNTIME),--runtime $(RUNTIME))
 
 ## Package, then lint the template: cfn-lint (no errors, no warnings) and checkov (no failed check).
 lint-infra: package $(LINT_STAMP)

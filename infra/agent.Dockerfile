@@ -1,8 +1,11 @@
-# The agent image: slim Python, git, and Baton's runner. ECS runs one container per stage job;
-# the dispatcher passes the job (BATON_JOB), the API URL and a job-scoped key in the environment.
+# The agent image: slim Python (3.13, the runtime the Lambda functions are packaged for), git, and
+# Baton's runner. ECS runs one container per stage job; the dispatcher passes the job (BATON_JOB),
+# the API URL and a single-use launch code (BATON_LAUNCH_CODE) in the environment -- no API key.
+# At start the runner exchanges the launch code for the job's token; the code is worth nothing
+# once used.
 #   docker build -f infra/agent.Dockerfile -t baton-agent .
 # Agent CLIs (goose, claude, openhands) are added in images derived from this one.
-FROM python:3.11-slim
+FROM python:3.13-slim
 
 RUN apt-get update \
     && apt-get install -y --no-install-recommends git ca-certificates \
