@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import urllib.error
 import urllib.request
@@ -20,12 +21,24 @@ class ApiError(Exception):
 
 
 class BatonClient:
-    def __init__(self, base_url: str, api_key: Optional[str], timeout: float = 30.0):
+    def __init__(self, base_url: str, api_key: Optional[str], timeout: float = 30.0,
+                 claim_id: Optional[str] = None):
         if not base_url.startswith(("http://", "https://")):
             raise ApiError(0, "bad_url", f"the API URL must start with http:// or https://, not {base_url[:40]!r}")
         self.base_url = base_url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
+        self.claim_id = claim_id
+
+    def __repr__(self) -> str:   # never the key, in a traceback or a log line
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    def for_claim(self, claim_id: str) -> "BatonClient":
+        """The same client, naming the claim it works under (``Baton-Claim``) on every request: an
+        agent's evidence counts only under its live claim. A job token carries its claim already."""
+        bound = copy.copy(self)
+        bound.claim_id = claim_id
+        return bound
 
     def request(self, method: str, path: str, body: Any = None,
                 headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
@@ -33,6 +46,8 @@ class BatonClient:
         all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if self.api_key:
             all_headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.claim_id:
+            all_headers["Baton-Claim"] = self.claim_id
         all_headers.update(headers or {})
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
         try:

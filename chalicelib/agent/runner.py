@@ -12,31 +12,82 @@ starts per job.
    (type inferred: images → screenshot, JUnit XML → test_result, SARIF/bandit/bugs JSON → report,
    diffs → code_diff, logs), and submit reports as findings.
 7. Post the handoff (the agent's ``handoff.json``, or one made from the exit status and log tail),
-   and advance ``pass`` (exit 0 and no critical/high findings) or ``fail``.
+   and advance ``pass`` (exit 0 and no critical/high findings) or ``fail``. Anything that breaks
+   after the claim (a clone that fails, a command that cannot start, an upload that raises) fails
+   the stage with a note saying why; the job's working directory is deleted either way.
 
-It reads the job from ``BATON_JOB`` and its credentials from ``BATON_API_URL``/``BATON_API_KEY``
-(a job-scoped key that only works for this task).
+Credentials. The job comes from ``BATON_JOB`` and the API from ``BATON_API_URL``. The runner is
+handed a single-use launch code (``bl_``): ``BATON_LAUNCH_CODE`` on ECS, else the first line of its
+stdin (the local executor writes it there, so it is in no environment and no command line). It
+exchanges the code for the job's token (``bt_``, bound to this task, stage and dispatch, dead when
+the job ends) and keeps the token in memory only. Before anything else it makes itself
+non-dumpable, so processes of the same user (the agent) cannot read its environ, memory or cwd
+through ``/proc``. The agent's command gets an environment built from an allow-list
+(:func:`work.agent_environment`), and git runs with a scrubbed one and without the working copy's
+hooks (:func:`work.git`).
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess  # nosec B404  # runs git and agent commands by design
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import IO, Any, Mapping, Optional
 
 from .client import ApiError, BatonClient
-from .work import (ConfigDriftError, classify, describe_file, prepare_repository, prompt_values, publish_changes,
-                   render, task_branch, verify_role)
+from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
+                   prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
+
+PR_SET_DUMPABLE = 4
+EXIT_RUNNER_FAILED = 8   # the runner itself could not finish the job (the stage was failed, with why)
 
 
 def log(message: str) -> None:
     print(f"[baton-runner] {message}", flush=True)
+
+
+def forbid_inspection() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)``: processes of the same user can no longer read this process's
+    ``/proc/<pid>/environ``, ``mem``, ``cwd`` or ptrace it (an exec resets it, so the agent and git
+    stay ordinary processes). False where that is not available (not Linux); never raises."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def read_launch_code(environ: Mapping[str, str], stdin: Optional[IO[str]]) -> str:
+    """The launch code: ``BATON_LAUNCH_CODE`` (ECS) or else the first line of stdin (local)."""
+    code = environ.get("BATON_LAUNCH_CODE", "").strip()
+    if code or stdin is None:
+        return code
+    try:
+        if stdin.isatty():
+            return ""
+        return stdin.readline(4096).strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def fetch_job_token(api_url: str, job_id: str, launch_code: str) -> str:
+    """Spend the single-use launch code for the job's token (``POST /jobs/{job_id}/token``)."""
+    from urllib.parse import quote
+
+    status, body = BatonClient(api_url, launch_code).request("POST", f"/jobs/{quote(job_id, safe='')}/token", {})
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token.startswith("bt_"):
+        raise ApiError(status, "bad_token_response", "the token exchange did not answer with a job token")
+    return token
 
 
 class Heartbeat(threading.Thread):
@@ -61,31 +112,64 @@ class Heartbeat(threading.Thread):
                 if error.status == 409 and error.code in ("lease_not_held", "lease_expired", "task_cancelled"):
                     self.lost = error.message
                     return
+                if error.status == 401:   # a job token dies with its job (advanced, re-dispatched, killed)
+                    self.lost = f"the job ended: {error.message}"
+                    return
                 log(f"heartbeat failed, will retry: {error}")
+
+
+def _exited(process: subprocess.Popen, wait_seconds: float) -> bool:
+    """Whether the process has exited, waiting up to ``wait_seconds``. It is left unreaped, so its
+    id (the agent's process group) cannot be reused while the group is signalled."""
+    end = time.monotonic() + wait_seconds
+    while True:
+        if not hasattr(os, "waitid"):   # macOS before Python 3.13: reap (the group id may then be reused)
+            if process.poll() is not None:
+                return True
+        else:
+            try:
+                if os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
+                    return True
+            except ChildProcessError:
+                return True
+        if time.monotonic() >= end:
+            return False
+        time.sleep(0.05)
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def run_command(command: str, cwd: Path, env: dict[str, str], output_path: Path, timeout: int,
                 beat: Heartbeat) -> int:
-    """Run the agent's command; stop it when it overruns or when the lease is lost (the task
-    was cancelled, or re-dispatched to someone else)."""
+    """Run the agent's command in a session of its own; stop it when it overruns or when the lease
+    is lost (the task was cancelled, or re-dispatched to someone else). Whatever it leaves running
+    in its process group is killed when it exits: the job is over."""
     deadline = time.monotonic() + timeout
     with open(output_path, "wb") as output:
         process = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=output, stderr=subprocess.STDOUT,  # nosec B602  # the role's command template is the agent by design (admin-set, run in the agent's sandbox)
                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        while True:
-            try:
-                return process.wait(timeout=0.5)
-            except subprocess.TimeoutExpired:
-                pass
-            if beat.lost or time.monotonic() > deadline:
-                reason = "lease lost" if beat.lost else "timed out"
-                output.write(f"\n[baton-runner] stopping the agent: {reason}\n".encode())
-                os.killpg(process.pid, 15)
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, 9)
-                return 124
+        try:
+            while not _exited(process, 0.5):
+                if beat.lost or time.monotonic() > deadline:
+                    reason = "lease lost" if beat.lost else "timed out"
+                    output.write(f"\n[baton-runner] stopping the agent: {reason}\n".encode())
+                    output.flush()
+                    _signal_group(process.pid, signal.SIGTERM)
+                    _exited(process, 10)
+                    _signal_group(process.pid, signal.SIGKILL)
+                    process.wait()
+                    return 124
+            _signal_group(process.pid, signal.SIGKILL)
+            return process.wait()
+        except BaseException:   # the runner is being stopped: the agent goes with it
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+            raise
 
 
 STAGE_ROLE = {"dev": "dev", "qa": "qa", "sec": "security", "docs": "docs", "cicd": "cicd"}
@@ -113,7 +197,12 @@ def upload_proof(client: BatonClient, task_id: str, path: Path, proof_type: str)
     return client.post(f"/proofs/{declared['proof']['id']}/confirm")
 
 
+class LeaseLost(Exception):
+    """The job's lease was lost while working: someone else has the task now; do not advance."""
+
+
 def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = None) -> int:
+    """Work one stage job start to finish; returns the runner's exit code (0: advanced)."""
     task_id, stage = job["task_id"], job["stage"]
     context = client.get(f"/tasks/{task_id}/context")
     role = context.get("role")
@@ -133,45 +222,74 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
         log(f"task {task_id} is not waiting at stage {stage}; nothing to do")
         return 0
     task, claim_id = claimed["task"], claimed["claim"]["claim_id"]
+    bind = getattr(client, "for_claim", None)
+    client = bind(claim_id) if bind else client   # evidence is written under the claim
     log(f"claimed task {task_id} ({task['title']!r}) at stage {stage}, iteration {task['iteration']}")
     beat = Heartbeat(client, task_id, claim_id, max(1.0, heartbeat_seconds / 3), lease_seconds)
     beat.start()
-    work = Path(workdir or tempfile.mkdtemp(prefix=f"baton-{task_id}-"))
-    proofs_dir, repo = work / "proofs", work / "repo"
-    proofs_dir.mkdir(parents=True, exist_ok=True)
-    project = context["project"]
-    branch = task_branch(task["run_id"], task_id)
-    notes: list[str] = []
+    work: Optional[Path] = None
     try:
-        notes.append(prepare_repository(project["repository_url"], project.get("primary_branch", "main"),
-                                        branch, repo))
-    except (RuntimeError, OSError, subprocess.SubprocessError) as error:
-        repo.mkdir(exist_ok=True)
-        notes.append(f"no working copy: {error}")
+        if workdir is not None:
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
+        code = EXIT_RUNNER_FAILED
+        try:
+            passed, summary = work_stage(job, client, context, config, task, work, beat)
+            code = 0
+        except LeaseLost as lost:
+            log(f"lost the lease while working ({lost}); not advancing")
+            return 3
+        except Exception as error:  # never a silent death: the stage fails, saying why
+            if beat.lost:
+                log(f"lost the lease while working ({beat.lost}); not advancing")
+                return 3
+            log(f"the job failed in the runner: {type(error).__name__}: {error}")
+            passed, summary = False, f"the runner could not finish the job: {type(error).__name__}: {error}"
+        advanced = advance(client, task_id, claim_id, passed, summary[:9000])
+        return advanced or code
+    finally:
+        beat.stopped.set()   # heartbeats run until the stage is handed back, uploads included
+        if work is not None:
+            remove_tree(work)   # the clone, prompt, proofs and scratch home go with the job
+
+
+def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any], config: dict[str, Any],
+               task: dict[str, Any], work: Path, beat: Heartbeat) -> tuple[bool, str]:
+    """Steps 3 to 7 up to the advance: (passed, notes for the advance). Raises when something breaks."""
+    task_id, stage = task["id"], context["task"]["stage"]
+    proofs_dir, repo, home, scratch_tmp = work / "proofs", work / "repo", work / "home", work / "tmp"
+    for folder in (proofs_dir, home, scratch_tmp):
+        folder.mkdir(parents=True, exist_ok=True)
+    project = context["project"]
+    primary = project.get("primary_branch", "main")
+    branch = task_branch(task["run_id"], task_id)
+    notes: list[str] = [prepare_repository(project["repository_url"], primary, branch, repo, home)]
+    runner_git_config = git_config_of(repo)
     prompt_file = work / "prompt.md"
     prompt_file.write_text(render(config["prompt"], prompt_values(context, proofs_dir)))
     command = render(config.get("command") or job.get("command") or "true", {
         "prompt_file": str(prompt_file), "repo_dir": str(repo), "proofs_dir": str(proofs_dir),
         "python": sys.executable, "task_id": task_id, "stage": stage})
-    env = {**os.environ, "BATON_TASK_ID": task_id, "BATON_RUN_ID": task["run_id"],
-           "BATON_PROJECT_ID": task["project_id"], "BATON_STAGE": stage, "BATON_ITERATION": str(task["iteration"]),
-           "BATON_ATTEMPT": str(job.get("attempt", 1)), "BATON_TASK_TITLE": task["title"],
-           "BATON_TASK_DESCRIPTION": task.get("description", ""), "BATON_WORKDIR": str(work),
-           "BATON_REPO_DIR": str(repo), "BATON_PROOFS_DIR": str(proofs_dir), "BATON_PROMPT_FILE": str(prompt_file),
-           "BATON_PRIMARY_BRANCH": project.get("primary_branch", "main"), "BATON_RUNNER_PID": str(os.getpid())}
-    env.pop("BATON_API_KEY", None)  # the agent's own command never sees Baton's credentials
+    env = agent_environment({
+        "BATON_TASK_ID": task_id, "BATON_RUN_ID": task["run_id"], "BATON_PROJECT_ID": task["project_id"],
+        "BATON_STAGE": stage, "BATON_ITERATION": str(task["iteration"]), "BATON_ATTEMPT": str(job.get("attempt", 1)),
+        "BATON_TASK_TITLE": task["title"], "BATON_TASK_DESCRIPTION": task.get("description") or "",
+        "BATON_WORKDIR": str(work), "BATON_REPO_DIR": str(repo), "BATON_PROOFS_DIR": str(proofs_dir),
+        "BATON_PROMPT_FILE": str(prompt_file), "BATON_PRIMARY_BRANCH": primary}, home, scratch_tmp)
     output_path = work / "agent-output.log"
     started = time.monotonic()
     exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
     if beat.lost:
-        beat.stopped.set()
-        log(f"lost the lease while working ({beat.lost}); not advancing")
-        return 3
-    notes.append(publish_changes(repo, branch, f"baton: {stage} of {task['title']} (iteration {task['iteration']})")
-                 if (repo / ".git").exists() else "no repository to publish")
+        raise LeaseLost(beat.lost)
+    if os.path.lexists(repo / ".git"):
+        notes.append(publish_changes(repo, branch, f"baton: {stage} of {task['title']} (iteration {task['iteration']})",
+                                     home, runner_git_config))
+    else:
+        notes.append("no repository to publish (the agent removed .git)")
     passed = exit_code == 0
     proof_ids, verdicts = [], []
-    files = [(output_path, ("log", None))] + [(p, classify(p)) for p in sorted(proofs_dir.rglob("*")) if p.is_file()]
+    files = [(output_path, ("log", None))] + [(p, classify(p)) for p in sorted(proofs_dir.rglob("*"))
+                                             if p.is_file() and not p.is_symlink()]
     for path, kind in files:
         if kind is None or path.stat().st_size == 0:
             continue
@@ -188,29 +306,39 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
     if "fail" in verdicts:
         passed = False
         notes.append("a report has critical or high findings: the stage fails")
+    written, problem = read_handoff(proofs_dir / "handoff.json")
+    if problem:
+        passed = False
+        notes.append(f"{problem}: the stage fails (a generated handoff was sent instead)")
     tail = output_path.read_text(errors="replace")[-1500:] if output_path.exists() else ""
-    handoff = build_handoff(proofs_dir / "handoff.json", context, passed, exit_code, tail, proof_ids, notes)
+    handoff = build_handoff(written, context, passed, exit_code, tail, proof_ids)
     try:
         client.post(f"/tasks/{task_id}/handoffs", handoff)
     except ApiError as error:
         log(f"handoff not recorded: {error}")
-    summary = f"command exited {exit_code} after {time.monotonic() - started:.1f}s; " + "; ".join(notes)
+    return passed, f"command exited {exit_code} after {time.monotonic() - started:.1f}s; " + "; ".join(notes)
+
+
+def read_handoff(path: Path) -> tuple[dict[str, Any], Optional[str]]:
+    """The agent's ``handoff.json``: (its fields, None), or ({}, why it is unusable). No file is
+    fine (a handoff is generated); a file that is not a JSON object is the agent's failure."""
+    if not os.path.lexists(path):
+        return {}, None
+    if path.is_symlink() or not path.is_file():
+        return {}, "handoff.json is not a regular file"
     try:
-        return advance(client, task_id, claim_id, passed, summary[:9000])
-    finally:
-        beat.stopped.set()   # heartbeats run until the stage is handed back, uploads included
+        loaded = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        return {}, "handoff.json is not valid JSON"
+    if not isinstance(loaded, dict):
+        return {}, f"handoff.json holds a JSON {type(loaded).__name__}, not an object"
+    return loaded, None
 
 
-def build_handoff(path: Path, context: dict[str, Any], passed: bool, exit_code: int, tail: str,
-                  proof_ids: list[str], notes: list[str]) -> dict[str, Any]:
-    """The agent's own handoff.json when it wrote one, else one made from the exit and the log tail."""
+def build_handoff(written: dict[str, Any], context: dict[str, Any], passed: bool, exit_code: int, tail: str,
+                  proof_ids: list[str]) -> dict[str, Any]:
+    """The agent's own handoff fields when it wrote them, the rest made from the exit and the log tail."""
     from_role = STAGE_ROLE[context["task"]["stage"]]
-    written: dict[str, Any] = {}
-    if path.exists():
-        try:
-            written = json.loads(path.read_text())
-        except ValueError:
-            notes.append("handoff.json is not valid JSON; a generated handoff was sent instead")
     base = {"from_role": from_role, "to_role": next_role(context, passed),
             "summary": f"{from_role} {'passed' if passed else 'failed'} (exit {exit_code}).",
             "work_done": [], "decisions": [], "notes_for_next": tail[-4000:], "learnings": [], "open_questions": [],
@@ -237,13 +365,32 @@ def advance(client: BatonClient, task_id: str, claim_id: str, passed: bool, note
     return 0
 
 
+def _stop(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)   # unwinds: the agent is stopped and the work dir deleted
+
+
 def main() -> int:
+    forbid_inspection()   # first: nothing of ours is readable through /proc from here on
+    signal.signal(signal.SIGTERM, _stop)
     try:
         job = json.loads(os.environ["BATON_JOB"])
-        client = BatonClient(os.environ["BATON_API_URL"], os.environ["BATON_API_KEY"])
+        api_url = os.environ["BATON_API_URL"]
+        if not isinstance(job, dict) or not all(isinstance(job.get(k), str) for k in ("job_id", "task_id", "stage")):
+            raise ValueError("BATON_JOB must be a JSON object with job_id, task_id and stage")
     except (KeyError, ValueError) as error:
         log(f"missing or invalid job environment: {error}")
         return 2
+    launch_code = read_launch_code(os.environ, sys.stdin)
+    os.environ.pop("BATON_LAUNCH_CODE", None)   # spent below either way; nobody after us needs it
+    if not launch_code:
+        log("no launch code: expected BATON_LAUNCH_CODE or a first line on stdin")
+        return 2
+    try:
+        client = BatonClient(api_url, fetch_job_token(api_url, job["job_id"], launch_code))
+    except ApiError as error:
+        log(f"could not exchange the launch code for the job's token: {error}")
+        return 6
+    del launch_code
     try:
         return run_job(job, client)
     except ApiError as error:

@@ -9,11 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import mimetypes
+import os
 import re
-import string
+import shutil
+import stat
 import subprocess  # nosec B404  # runs git and agent commands by design
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from ..domain.roles import RoleSpec, digest_of
 from ..domain.models import Role
@@ -53,14 +55,88 @@ def verify_role(context: dict[str, Any], role_versions: list[dict[str, Any]], jo
     return config
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
+PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-def render(template: str, values: dict[str, Any]) -> str:
-    """Fill ``{name}`` placeholders; unknown ones stay as they are (a prompt may contain braces)."""
-    return string.Formatter().vformat(template, (), _Blank(values))
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill the ``{name}`` placeholders named in ``values``, in one pass. Every other brace stays
+    as written (``{"a": 1}``, ``{unknown}``, ``{0}``, ``{a.b}``, a lone ``{``, ``{{``): a prompt may
+    hold JSON or code, and a value that itself contains ``{name}`` is not filled again."""
+    def fill(match: re.Match) -> str:
+        name = match.group(1)
+        return str(values[name]) if name in values else match.group(0)
+
+    return PLACEHOLDER_RE.sub(fill, template)
+
+
+# ---- the agent's environment: an allow-list, never the runner's own environment
+
+AGENT_BASE_NAMES = ("PATH", "LANG", "TZ", "TERM")
+# Job descriptors the runner sets for the agent (nothing secret among them).
+AGENT_DESCRIPTORS = ("BATON_TASK_ID", "BATON_RUN_ID", "BATON_PROJECT_ID", "BATON_STAGE", "BATON_ITERATION",
+                     "BATON_ATTEMPT", "BATON_TASK_TITLE", "BATON_TASK_DESCRIPTION", "BATON_WORKDIR", "BATON_REPO_DIR",
+                     "BATON_PROOFS_DIR", "BATON_PROMPT_FILE", "BATON_PRIMARY_BRANCH")
+# Names BATON_AGENT_ENV can never pass on: cloud credentials, the local stack's wiring, Baton's own.
+FORBIDDEN_PREFIXES = ("AWS_", "MOTO_", "BATON_")
+FORBIDDEN_NAMES = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH"})
+SECRET_PREFIXES = ("bt_", "bl_")   # Baton's keys/job tokens and launch codes
+SECRET_RE = re.compile(r"(?<![A-Za-z0-9_-])b[tl]_[A-Za-z0-9_-]{20,}")
+NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def looks_secret(value: str) -> bool:
+    """A value that is, or carries, one of Baton's credentials."""
+    return value.startswith(SECRET_PREFIXES) or SECRET_RE.search(value) is not None
+
+
+def passable_name(name: str) -> bool:
+    """Whether BATON_AGENT_ENV may name ``name`` (and a launcher may pass it through)."""
+    upper = name.upper()
+    return bool(NAME_RE.fullmatch(name)) and not upper.startswith(FORBIDDEN_PREFIXES) and upper not in FORBIDDEN_NAMES
+
+
+def agent_env_names(source: Mapping[str, str]) -> list[str]:
+    """The extra variables the operator grants the agent (``BATON_AGENT_ENV=ANTHROPIC_API_KEY,...``),
+    minus the ones no agent may have."""
+    names = [n.strip() for n in source.get("BATON_AGENT_ENV", "").split(",")]
+    return [n for n in dict.fromkeys(names) if n and passable_name(n)]
+
+
+def agent_environment(descriptors: Mapping[str, str], home: Path, tmpdir: Path,
+                      source: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The agent command's whole environment, built from nothing: PATH, LANG/LC_*, TZ and TERM from
+    ``source`` (the runner's environment), a scratch HOME and TMPDIR inside the job's work dir, the
+    job descriptors, and the variables BATON_AGENT_ENV names. No value that is or carries a Baton
+    credential gets in, whatever its name."""
+    source = os.environ if source is None else source
+    env = {n: v for n, v in source.items() if n in AGENT_BASE_NAMES or n.startswith("LC_")}
+    env.update({n: source[n] for n in agent_env_names(source) if n in source})
+    env.update({n: str(v) for n, v in descriptors.items() if n in AGENT_DESCRIPTORS})
+    env.update({"HOME": str(home), "TMPDIR": str(tmpdir)})
+    return {n: v for n, v in env.items() if not looks_secret(v)}
+
+
+# ---- git, with a scrubbed environment and none of the working copy's executable configuration
+
+# The agent owns the working copy, .git included: the runner's git must not run anything the agent
+# wrote there (hooks, an fsmonitor command) with the runner's privileges.
+GIT_SAFETY = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
+
+
+def git_environment(home: Path, source: Optional[Mapping[str, str]] = None) -> dict[str, str]:
+    """The environment of every git the runner starts: nothing of the runner's own (no credentials,
+    no GIT_* from the caller), no system or global config."""
+    source = os.environ if source is None else source
+    env = {"PATH": source.get("PATH", os.defpath), "HOME": str(home), "GIT_TERMINAL_PROMPT": "0",
+           "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    if source.get("LANG"):
+        env["LANG"] = source["LANG"]
+    return env
+
+
+def redact_url(text: str) -> str:
+    """``scheme://user:secret@host`` → ``scheme://***@host`` in messages."""
+    return re.sub(r"(\w+://)[^/@\s]+@", r"\1***@", text)
 
 
 def prompt_values(context: dict[str, Any], proofs_dir: Path) -> dict[str, Any]:
@@ -89,40 +165,85 @@ def task_branch(run_id: str, task_id: str) -> str:
     return f"baton/{run_id}/{task_id}"
 
 
-def git(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=300)  # nosec B603 B607  # git with an argv list, no shell
+def git(args: list[str], cwd: Path, home: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *GIT_SAFETY, *args], cwd=cwd, env=git_environment(home),  # nosec B603 B607  # git with an argv list, no shell
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
 
 
-def prepare_repository(url: str, primary: str, branch: str, target: Path) -> str:
+def prepare_repository(url: str, primary: str, branch: str, target: Path, home: Path) -> str:
     """Clone ``url`` into ``target`` on the task's branch (created from ``primary`` the first time).
     Returns a line saying what was checked out."""
-    cloned = subprocess.run(["git", "clone", "--quiet", "--no-tags", url, str(target)], capture_output=True,  # nosec B603 B607  # git with an argv list, no shell
-                            text=True, timeout=600)
+    cloned = git(["clone", "--quiet", "--no-tags", "--", url, str(target)], target.parent, home, timeout=600)
     if cloned.returncode:
-        raise RuntimeError(f"git clone {url} failed: {cloned.stderr.strip()[:500]}")
-    git(["config", "user.email", "agent@baton.local"], target)
-    git(["config", "user.name", "Baton agent"], target)
-    if git(["rev-parse", "--verify", "--quiet", f"origin/{branch}"], target).returncode == 0:
-        git(["checkout", "--quiet", "-B", branch, f"origin/{branch}"], target)
+        raise RuntimeError(redact_url(f"git clone {url} failed: {cloned.stderr.strip()[:500]}"))
+    git(["config", "user.email", "agent@baton.local"], target, home)
+    git(["config", "user.name", "Baton agent"], target, home)
+    if git(["rev-parse", "--verify", "--quiet", f"origin/{branch}"], target, home).returncode == 0:
+        git(["checkout", "--quiet", "-B", branch, f"origin/{branch}"], target, home)
         return f"checked out {branch} (the task's branch)"
     start = f"origin/{primary}" if git(["rev-parse", "--verify", "--quiet", f"origin/{primary}"],
-                                       target).returncode == 0 else "HEAD"
-    git(["checkout", "--quiet", "-B", branch, start], target)
+                                       target, home).returncode == 0 else "HEAD"
+    git(["checkout", "--quiet", "-B", branch, start], target, home)
     return f"created {branch} from {primary}"
 
 
-def publish_changes(repo: Path, branch: str, message: str) -> str:
-    """Commit what the agent changed on the task branch and push it; a line saying what happened."""
-    current = git(["rev-parse", "--abbrev-ref", "HEAD"], repo).stdout.strip()
+def git_config_of(repo: Path) -> Optional[bytes]:
+    """The working copy's ``.git/config`` as the runner left it (to put back before publishing)."""
+    try:
+        return (repo / ".git" / "config").read_bytes()
+    except OSError:
+        return None
+
+
+def restore_git_config(repo: Path, config: bytes) -> bool:
+    """Put the runner's ``.git/config`` back (the agent may have added hooks paths, fsmonitor or
+    filter commands, includes, another remote). False when ``.git`` is no longer a plain directory."""
+    git_dir = repo / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        return False
+    path = git_dir / "config"
+    if path.is_symlink() or path.exists():
+        path.unlink()
+    path.write_bytes(config)
+    return True
+
+
+def publish_changes(repo: Path, branch: str, message: str, home: Path, config: Optional[bytes] = None) -> str:
+    """Commit what the agent changed on the task branch and push it; a line saying what happened.
+    The agent's hooks and ``.git/config`` changes are not honoured: ``config`` (the runner's own,
+    from :func:`git_config_of`) is put back first, and hooks are off for every runner git call."""
+    if config is not None and not restore_git_config(repo, config):
+        return "not published: the agent replaced the working copy's .git"
+    current = git(["rev-parse", "--abbrev-ref", "HEAD"], repo, home).stdout.strip()
     if current != branch:
         return f"left {current} as the agent set it (not the task branch)"
-    git(["add", "-A"], repo)
-    if git(["diff", "--cached", "--quiet"], repo).returncode != 0:
-        git(["commit", "--quiet", "-m", message], repo)
-    pushed = git(["push", "--quiet", "origin", f"{branch}:{branch}"], repo)
+    git(["add", "-A"], repo, home)
+    if git(["diff", "--cached", "--quiet"], repo, home).returncode != 0:
+        committed = git(["commit", "--quiet", "--no-verify", "-m", message], repo, home)
+        if committed.returncode:
+            return f"could not commit on {branch}: {committed.stderr.strip()[:300]}"
+    pushed = git(["push", "--quiet", "--no-verify", "origin", f"{branch}:{branch}"], repo, home)
     if pushed.returncode:
-        return f"could not push {branch}: {pushed.stderr.strip()[:300]}"
+        return redact_url(f"could not push {branch}: {pushed.stderr.strip()[:300]}")
     return f"pushed {branch}"
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a job's working directory, whatever the agent did to the permissions inside it
+    (symbolic links are removed, never followed)."""
+    if path.is_symlink():
+        path.unlink()
+        return
+    if not path.exists():
+        return
+    for root, dirs, _files in os.walk(path):   # top-down: a directory is opened up before it is entered
+        for name in [root, *(os.path.join(root, d) for d in dirs)]:
+            if not os.path.islink(name):
+                try:
+                    os.chmod(name, stat.S_IRWXU)
+                except OSError:
+                    pass
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def classify(path: Path) -> Optional[tuple[str, Optional[str]]]:

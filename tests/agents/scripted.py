@@ -16,12 +16,22 @@ title = os.environ.get("BATON_TASK_TITLE", "")
 stage = os.environ.get("BATON_STAGE", "")
 iteration = int(os.environ.get("BATON_ITERATION", "1"))
 attempt = int(os.environ.get("BATON_ATTEMPT", "1"))
-runner = int(os.environ.get("BATON_RUNNER_PID", "0"))
+
+
+def runner_pid() -> int:
+    """The runner starts the command in a session of its own: the runner is the session leader's
+    parent (the runner no longer tells the agent its pid)."""
+    leader = os.getsid(0)
+    if leader == os.getpid():
+        return os.getppid()
+    with open(f"/proc/{leader}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
 
 print(f"scripted agent: {title!r} stage={stage} iteration={iteration} attempt={attempt}")
 
 if "crash-always" in title or ("crash-once" in title and attempt == 1 and stage == "dev"):
-    os.kill(runner, signal.SIGKILL)
+    os.kill(runner_pid(), signal.SIGKILL)
     sys.exit(9)
 if "slow" in title:
     time.sleep(120)
