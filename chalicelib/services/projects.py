@@ -1,4 +1,10 @@
-"""Projects: a git repository that runs work on."""
+"""Projects: a git repository that runs work on.
+
+Repository URLs follow ``domain.repository_url``: the request models apply the rules that hold
+everywhere (400 ``invalid_body``), and this service the one that depends on the stage: a
+``file://`` URL or an absolute path only on the local and test stages (else 400
+``invalid_repository_url``).
+"""
 
 from __future__ import annotations
 
@@ -6,22 +12,36 @@ from typing import Optional
 
 from ..adapters.dynamo import BatonStore, Page
 from ..adapters.pagination import decode_cursor, encode_cursor
+from ..config import Settings
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
-from ..domain.errors import ForbiddenError, NotFoundError
+from ..domain.errors import ForbiddenError, InvalidInputError, NotFoundError
 from ..domain.ids import is_valid_project_id
 from ..domain.models import Project, ProjectCreate, ProjectPatch
+from ..domain.repository_url import allows_local, check_repository_url
 
 
 class ProjectService:
-    def __init__(self, store: BatonStore):
+    def __init__(self, store: BatonStore, *, stage: Optional[str] = None):
         self.store = store
+        # The stage decides whether local repositories are allowed; read as Settings reads it
+        # when the caller does not say (bootstrap builds ``ProjectService(store)``).
+        self.stage = stage if stage is not None else Settings.from_env().stage
+
+    def check_repository_url(self, url: str) -> None:
+        """400 ``invalid_repository_url`` unless a project of this stage may name ``url``."""
+        try:
+            check_repository_url(url, allow_local=allows_local(self.stage))
+        except ValueError as error:
+            raise InvalidInputError(str(error), code="invalid_repository_url",
+                                    details=[{"loc": ["repository_url"], "msg": str(error)}]) from None
 
     def create(self, principal: Principal, request: ProjectCreate) -> Project:
         authorize(principal, Action.create_project)
         if not principal.sees_project(request.id):
             raise ForbiddenError(f"your key is not scoped to project {request.id!r}; "
                                  "use a key that lists it in project_ids, or an admin key")
+        self.check_repository_url(request.repository_url)
         now = clock.now_iso()
         project = Project(**request.model_dump(), created_at=now, updated_at=now, created_by=principal.actor)
         self.store.create_project(project)
@@ -49,6 +69,8 @@ class ProjectService:
     def patch(self, principal: Principal, project_id: str, request: ProjectPatch) -> Project:
         project = self.get(principal, project_id, Action.manage_project)
         changes = request.model_dump(exclude_unset=True)
+        if "repository_url" in changes:
+            self.check_repository_url(changes["repository_url"])
         updated = project.model_copy(update={**changes, "updated_at": clock.now_iso(),
                                              "version": project.version + 1})
         self.store.replace_project(updated, project.version)
