@@ -94,7 +94,10 @@ def test_the_context_holds_task_run_project_pinned_role_handoffs_proofs_and_atte
     assert "claim_id" not in context["task"] and "sfn_token" not in context["task"]
 
 
-def test_the_context_costs_at_most_three_dynamodb_round_trips_however_long_the_history(api, services, qa_task):
+def test_the_context_costs_a_fixed_number_of_round_trips_and_is_bounded_however_long_the_history(api, services,
+                                                                                                   qa_task):
+    from chalicelib.services import context as context_module
+
     for i in range(30):
         assert api.post(f"/tasks/{qa_task['id']}/handoffs", {"from_role": "qa", "to_role": "dev",
                                                              "summary": f"round {i}", "confidence": "low",
@@ -106,15 +109,40 @@ def test_the_context_costs_at_most_three_dynamodb_round_trips_however_long_the_h
     with dynamodb_calls(services.store.client) as calls:
         context = services.context.get(services.keys.authenticate("Bearer " + api.key), qa_task["id"])
     operations = [operation for operation, _ in calls if not is_authentication((operation, _))]
-    assert len(operations) <= 3, operations
-    assert operations == ["Query", "BatchGetItem", "GetItem"]
-    assert len(context.handoffs) == 31 and len(context.proofs) == 32 and len(context.attempts) == 60
+    # task + latest jobs, handoffs, proofs, the stage's stored proofs; run/project/settings; the role
+    assert operations == ["Query", "Query", "Query", "BatchGetItem", "GetItem", "Query"], operations
+    # The latest of each, with cursors for the rest (contract v1.1: bounded work per request).
+    assert len(context.handoffs) == context_module.CONTEXT_HANDOFFS
+    assert len(context.proofs) == min(32, context_module.CONTEXT_PROOFS) and context.proofs_next_cursor is None
+    assert len(context.attempts) == context_module.CONTEXT_ATTEMPTS
+    assert [h.summary for h in context.handoffs][:2] == ["round 29", "round 28"]
+    rest = api.get(f"/tasks/{qa_task['id']}/handoffs?cursor={context.handoffs_next_cursor}&limit=200").data["items"]
+    assert [h["summary"] for h in rest][0] == "round 19" and len(rest) == 31 - context_module.CONTEXT_HANDOFFS
 
     with dynamodb_calls(services.store.client) as calls:
         response = api.get(f"/tasks/{qa_task['id']}/context")
     assert response.status_code == 200
-    assert [op for op, params in calls if not is_authentication((op, params))] == ["Query", "BatchGetItem", "GetItem"]
-    assert len(calls) == 4                                   # plus the API key lookup of the request itself
+    assert [op for op, params in calls if not is_authentication((op, params))] == operations
+    assert len(calls) == len(operations) + 1                 # plus the API key lookup of the request itself
+
+
+def test_the_context_stays_small_whatever_was_posted(api, services, qa_task, monkeypatch):
+    from chalicelib.services import context as context_module
+
+    monkeypatch.setattr(context_module, "CONTEXT_HANDOFF_BYTES", 50_000)
+    for i in range(8):   # each near 20 KB: eight of them do not fit the budget
+        assert api.post(f"/tasks/{qa_task['id']}/handoffs", {"from_role": "qa", "to_role": "dev",
+                                                             "summary": f"big {i}", "confidence": "low",
+                                                             "notes_for_next": "x" * 9_000,
+                                                             "resume_prompt": "y" * 9_000}).status_code == 201
+    response = api.get(f"/tasks/{qa_task['id']}/context")
+    assert response.status_code == 200
+    kept = response.data["handoffs"]
+    assert 1 <= len(kept) < 8 and len(response.body) < 120_000
+    rest = api.get(f"/tasks/{qa_task['id']}/handoffs?cursor={response.data['handoffs_next_cursor']}&limit=200")
+    summaries = [h["summary"] for h in kept + rest.data["items"]]   # the fixture's own handoff is the oldest
+    assert summaries[:8] == [f"big {i}" for i in reversed(range(8))] and len(summaries) == 9
+
 
 
 def test_a_finished_task_has_no_role_and_nothing_missing(api, services, qa_task):

@@ -14,15 +14,18 @@ land in one transaction with the run's audit event. See docs/data-model.md.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Optional
 
-from ..domain.errors import InvalidInputError
+from ..domain.errors import ConflictError, InvalidInputError, RuleViolationError
 from ..domain.evidence import Handoff, Proof, ProofStatus
 from . import keys
 from .dynamo import GSI1_NAMES, KEY_NAMES, BatonStore, Page, deserialize, serialize
-from .pagination import decode_cursor
+from .pagination import decode_cursor, encode_cursor
 
 BATCH_GET_LIMIT = 100
+MAX_HANDOFFS_PER_TASK = 200    # per-task caps: a task's history stays a bounded amount of work
+MAX_PROOFS_PER_TASK = 500
 WHOLE_PARTITION = 100_000   # a Query's Limit: in practice DynamoDB's 1 MB per page is what splits it
 
 
@@ -52,6 +55,18 @@ def item_to_proof(item: dict[str, Any]) -> Proof:
 
 def _ref_item(key: dict[str, str], kind: str, task_id: str, item_sk: str) -> dict[str, Any]:
     return {**key, "type": kind, "task_id": task_id, "item_sk": item_sk}
+
+
+@contextmanager
+def task_cap(evidence: "EvidenceStore", task_id: str, counter: str, cap: int, what: str) -> Iterator[None]:
+    """Turn a write refused by a per-task cap (``count_op``) into a 422 that says so."""
+    try:
+        yield
+    except ConflictError:
+        if evidence.task_count(task_id, counter) >= cap:
+            raise RuleViolationError(f"task {task_id} already has {cap} {what}, the most a task keeps; "
+                                     "summarise in fewer, or start a new task", code="task_cap_reached") from None
+        raise
 
 
 class EvidenceStore:
@@ -95,12 +110,40 @@ class EvidenceStore:
             if not cursor:
                 return items
 
+    def task_head(self, task_id: str, jobs: int) -> tuple[Optional[dict[str, Any]], list[dict[str, Any]]]:
+        """The task item and its latest ``jobs`` stage jobs, newest first: one Query (``JOB#…`` sorts
+        just below ``META``)."""
+        response = self.store.client.query(
+            TableName=self.store.table, ConsistentRead=True, ScanIndexForward=False, Limit=jobs + 1,
+            KeyConditionExpression="pk = :p AND sk BETWEEN :from AND :to",
+            ExpressionAttributeValues={":p": {"S": keys.task_partition(task_id)}, ":from": {"S": keys.JOB_PREFIX},
+                                       ":to": {"S": keys.META}})
+        items = [deserialize(i) for i in response.get("Items", [])]
+        meta = next((i for i in items if i["sk"] == keys.META), None)
+        return meta, [i for i in items if i["sk"].startswith(keys.JOB_PREFIX)][:jobs]
+
+    def handoff_cursor(self, handoff: Handoff) -> Optional[str]:
+        """The ``list_handoffs`` cursor that continues after ``handoff``."""
+        return encode_cursor({"pk": keys.task_partition(handoff.task_id), "sk": handoff_to_item(handoff)["sk"]})
+
     # ---- handoffs
 
     def handoff_create_ops(self, handoff: Handoff) -> list[dict[str, Any]]:
         item = handoff_to_item(handoff)
         ref = _ref_item(keys.handoff_ref(handoff.id), "handoff_ref", handoff.task_id, item["sk"])
-        return [self.store.put_op(item, "attribute_not_exists(pk)"), self.store.put_op(ref, "attribute_not_exists(pk)")]
+        return [self.store.put_op(item, "attribute_not_exists(pk)"), self.store.put_op(ref, "attribute_not_exists(pk)"),
+                self.count_op(handoff.task_id, "n_handoffs", MAX_HANDOFFS_PER_TASK)]
+
+    def count_op(self, task_id: str, counter: str, cap: int) -> dict[str, Any]:
+        """Count one more handoff or proof of the task, only while below the per-task cap."""
+        return {"Update": {
+            "TableName": self.store.table, "Key": serialize(keys.task_counts(task_id)),
+            "UpdateExpression": "ADD #n :one", "ConditionExpression": "attribute_not_exists(#n) OR #n < :cap",
+            "ExpressionAttributeNames": {"#n": counter},
+            "ExpressionAttributeValues": {":one": {"N": "1"}, ":cap": {"N": str(cap)}}}}
+
+    def task_count(self, task_id: str, counter: str) -> int:
+        return int((self.store.get_item(keys.task_counts(task_id)) or {}).get(counter, 0) or 0)
 
     def handoff_update_op(self, handoff: Handoff, expected_version: int) -> dict[str, Any]:
         return self.store.put_op(handoff_to_item(handoff), "version = :v", {":v": expected_version})
@@ -127,7 +170,8 @@ class EvidenceStore:
     def proof_create_ops(self, proof: Proof) -> list[dict[str, Any]]:
         item = proof_to_item(proof)
         ref = _ref_item(keys.proof_ref(proof.id), "proof_ref", proof.task_id, item["sk"])
-        return [self.store.put_op(item, "attribute_not_exists(pk)"), self.store.put_op(ref, "attribute_not_exists(pk)")]
+        return [self.store.put_op(item, "attribute_not_exists(pk)"), self.store.put_op(ref, "attribute_not_exists(pk)"),
+                self.count_op(proof.task_id, "n_proofs", MAX_PROOFS_PER_TASK)]
 
     def proof_store_op(self, proof: Proof) -> dict[str, Any]:
         """Mark a pending proof stored; fails if it is no longer pending (a concurrent confirm)."""

@@ -191,6 +191,11 @@ def finding(run_id: str, dedup_key: str) -> dict[str, str]:
     return {"pk": f"RUN#{run_id}", "sk": f"FINDING#{dedup_key}"}
 
 
+def task_counts(task_id: str) -> dict[str, str]:
+    """How many handoffs and proofs a task has (its per-task caps count these)."""
+    return {"pk": task_partition(task_id), "sk": "COUNTS"}
+
+
 def failed_verdict(task_id: str, stage: str, iteration: int) -> dict[str, str]:
     """Present when a findings report failed this stage and iteration of the task: it cannot pass."""
     return {"pk": task_partition(task_id), "sk": f"VERDICT#{stage}#{iteration:04d}"}

@@ -502,3 +502,7 @@ class TaskContext(BaseModel):
     proofs: list[ProofView]
     attempts: list[Attempt]
     requirements: StageRequirements
+    handoffs_next_cursor: Optional[str] = Field(
+        default=None, description="more (older) handoffs: GET /tasks/{task_id}/handoffs?cursor=…")
+    proofs_next_cursor: Optional[str] = Field(
+        default=None, description="more (older) proofs: GET /tasks/{task_id}/proofs?cursor=…")

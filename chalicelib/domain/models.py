@@ -201,7 +201,7 @@ class Canary(BaseModel):
 class Ceilings(BaseModel):
     model_config = STRICT_INPUT
     max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
-    max_fix_tasks: Optional[int] = Field(default=None, ge=0, le=10_000)
+    max_fix_tasks: Optional[int] = Field(default=50, ge=0, le=10_000)
 
 
 class Progress(BaseModel):

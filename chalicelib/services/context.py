@@ -1,11 +1,12 @@
 """The task context: everything the next agent needs about a task, in one call.
 
-At most three DynamoDB round trips however long the task's history:
-
-1. one Query of the task's partition (``TASK#{id}``): the task itself, its stage jobs (the
-   attempts), its handoffs and its proofs all sort under it (one more page only past 1 MB);
-2. one BatchGetItem: the run and the project;
-3. one GetItem: the role config version the run pinned for the task's stage.
+Bounded work however long the task's history: the latest handoffs (at most ``CONTEXT_HANDOFFS``
+and ``CONTEXT_HANDOFF_BYTES`` of them), proofs and attempts, with cursors into
+``GET /tasks/{id}/handoffs`` and ``/proofs`` for the rest, so the answer stays far below Lambda's
+6 MB response limit whatever was posted. Round trips: one Query each for the task with its latest
+jobs, its handoffs and its proofs (all in the task's partition ``TASK#{id}``), one for the current
+stage's stored proofs (when its role requires some), one BatchGetItem (run, project, director
+settings) and one GetItem (the pinned role version).
 
 Presigning the screenshots' URLs is local computation, not a call.
 """
@@ -26,6 +27,12 @@ from .proofs import ProofService
 from .roles import RoleService
 
 
+CONTEXT_HANDOFFS = 10
+CONTEXT_HANDOFF_BYTES = 1_000_000
+CONTEXT_PROOFS = 50
+CONTEXT_ATTEMPTS = 20
+
+
 def attempt_view(job: dict[str, Any]) -> Attempt:
     """A stage job as the context shows it: never its Step Functions token."""
     return Attempt(**{name: job[name] for name in Attempt.model_fields if name in job})
@@ -38,19 +45,17 @@ class ContextService:
         self.proofs = proofs
 
     def get(self, principal: Principal, task_id: str) -> TaskContext:
-        items = self.evidence.task_partition(task_id) if is_valid_id(task_id, "task") else []
-        meta = next((i for i in items if i["sk"] == keys.META), None)
+        meta, jobs = self.evidence.task_head(task_id, CONTEXT_ATTEMPTS) if is_valid_id(task_id, "task") else (None, [])
         if meta is None:
             raise NotFoundError("task not found")
         task = item_to_task(meta)
         authorize(principal, Action.work, project_id=task.project_id, task_id=task.id, what="task")
-
-        def newest_first(prefix: str) -> list[dict[str, Any]]:
-            return sorted((i for i in items if i["sk"].startswith(prefix)), key=lambda i: i["sk"], reverse=True)
-
-        handoffs = [item_to_handoff(i) for i in newest_first(keys.HANDOFF_PREFIX)]
-        proofs = [item_to_proof(i) for i in newest_first(keys.PROOF_PREFIX)]
-        attempts = [attempt_view(i) for i in newest_first(keys.JOB_PREFIX)]
+        attempts = [attempt_view(i) for i in jobs]
+        handoff_page = self.evidence.list_handoffs(task.id, CONTEXT_HANDOFFS, None)
+        handoffs, handoffs_cursor = within_budget(handoff_page.items, CONTEXT_HANDOFF_BYTES, handoff_page.next_cursor,
+                                                  self.evidence.handoff_cursor)
+        proof_page = self.evidence.list_task_proofs(task.id, CONTEXT_PROOFS, None)
+        proofs = proof_page.items
 
         found = self.evidence.batch_get([keys.run(task.run_id), keys.project(task.project_id),
                                          keys.director_settings()])
@@ -66,12 +71,29 @@ class ContextService:
             config = self.roles.pinned_for_stage(run_item, task.stage)
             role = RoleView(role=config.role, version=config.version, digest=config.digest, prompt=config.prompt,
                             required_proofs=config.required_proofs)
+            stage_proofs = self.evidence.stored_proofs_of_stage(task.id, task.stage.value, task.iteration) \
+                if config.required_proofs else []
             requirements = StageRequirements(
                 stage=task.stage.value, iteration=task.iteration, required_proofs=config.required_proofs,
-                missing=missing_proofs(config.required_proofs, proofs, stage=task.stage.value,
+                missing=missing_proofs(config.required_proofs, stage_proofs, stage=task.stage.value,
                                        iteration=task.iteration))
         with_images = bool(settings.get("include_images", True))
         views = [ProofView(**proof.model_dump(), **((self.proofs.view_url(proof) if with_images else None) or {}))
                  for proof in proofs]
         return TaskContext(task=task, run=item_to_run(run_item), project=item_to_project(project_item), role=role,
-                           handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements)
+                           handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
+                           handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor)
+
+
+def within_budget(handoffs: list[Any], budget: int, next_cursor: Optional[str],
+                  cursor_after: Any) -> tuple[list[Any], Optional[str]]:
+    """The newest handoffs whose JSON fits ``budget`` bytes (at least one), and the cursor of the rest."""
+    kept: list[Any] = []
+    used = 0
+    for handoff in handoffs:
+        size = len(handoff.model_dump_json())
+        if kept and used + size > budget:
+            return kept, cursor_after(kept[-1])
+        kept.append(handoff)
+        used += size
+    return kept, next_cursor

@@ -36,6 +36,7 @@ logger = logging.getLogger("baton.findings")
 MAX_REPORT_BYTES = 10 * 1024 * 1024
 MAX_LISTED_IN_EVENT = 50
 CREATE_ATTEMPTS = 3
+DEFAULT_MAX_FIX_TASKS = 50
 
 
 def finding_threshold(run_item: dict[str, Any], project_settings: dict[str, Any]) -> Severity:
@@ -46,6 +47,12 @@ def finding_threshold(run_item: dict[str, Any], project_settings: dict[str, Any]
         except ValueError:
             continue
     return DEFAULT_FINDING_THRESHOLD
+
+
+def fix_task_ceiling(run_item: dict[str, Any]) -> int:
+    """The run's ``ceilings.max_fix_tasks``, 50 when it sets none."""
+    value = (run_item.get("ceilings") or {}).get("max_fix_tasks")
+    return DEFAULT_MAX_FIX_TASKS if value is None else int(value)
 
 
 def finding_record(finding: Finding, *, parent_task_id: str, reported_by: str, now: str) -> dict[str, Any]:
@@ -102,7 +109,7 @@ class FindingService:
         if over:
             self.store.commit(run_id=task.run_id, actor=principal.actor, action="findings.ceiling_reached",
                               entity=f"task:{task.id}",
-                              data={"max_fix_tasks": (run_item.get("ceilings") or {}).get("max_fix_tasks"),
+                              data={"max_fix_tasks": fix_task_ceiling(run_item),
                                     "not_created_count": len(over),
                                     "not_created": [_brief(f) for f in over[:MAX_LISTED_IN_EVENT]]})
         counts = counts_by_severity([f.severity for f in parsed.findings])
@@ -139,8 +146,8 @@ class FindingService:
 
     def _create_fix_tasks(self, principal: Principal, parent: Task, run_item: dict[str, Any],
                           findings: list[Finding]) -> tuple[list[Task], int, list[Finding]]:
-        ceiling = (run_item.get("ceilings") or {}).get("max_fix_tasks")
-        count = self.evidence.fix_count(parent.run_id) if ceiling is not None else 0
+        ceiling = fix_task_ceiling(run_item)
+        count = self.evidence.fix_count(parent.run_id)
         created: list[Task] = []
         duplicates = 0
         over: list[Finding] = []
@@ -177,6 +184,10 @@ class FindingService:
                     description=fix_task_description(finding, parent_task_id=parent.id, reported_by=principal.actor),
                     priority=SEVERITY_PRIORITY[finding.severity], source=TaskSource.finding,
                     parent_task_id=parent.id, actor=principal.actor, operations_for=operations)
+            except RuleViolationError as error:
+                if error.code == "ceiling_exceeded":
+                    return "ceiling", item   # the run's max_tasks: the rest is listed, never half-created
+                raise
             except ConflictError as error:
                 if error.code != "stale_version":
                     raise

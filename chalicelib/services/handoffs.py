@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..adapters.dynamo import BatonStore, Page
-from ..adapters.evidence_store import EvidenceStore
+from ..adapters.evidence_store import MAX_HANDOFFS_PER_TASK, EvidenceStore, task_cap
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
@@ -55,13 +55,14 @@ class HandoffService:
                           status=HandoffStatus.created,
                           transitions=[HandoffTransition(status=HandoffStatus.created, at=now, by=principal.actor)],
                           created_by=principal.actor, created_at=now, updated_at=now)
-        self.store.commit(run_id=task.run_id, actor=principal.actor, action="handoff.created",
-                          entity=f"handoff:{handoff.id}",
-                          data={"task_id": task.id, "from_role": handoff.from_role.value,
-                                "to_role": handoff.to_role.value, "stage": handoff.stage,
-                                "iteration": handoff.iteration, "confidence": handoff.confidence.value,
-                                "proof_ids": handoff.proof_ids},
-                          operations=self.evidence.handoff_create_ops(handoff))
+        with task_cap(self.evidence, task.id, "n_handoffs", MAX_HANDOFFS_PER_TASK, "handoffs"):
+            self.store.commit(run_id=task.run_id, actor=principal.actor, action="handoff.created",
+                              entity=f"handoff:{handoff.id}",
+                              data={"task_id": task.id, "from_role": handoff.from_role.value,
+                                    "to_role": handoff.to_role.value, "stage": handoff.stage,
+                                    "iteration": handoff.iteration, "confidence": handoff.confidence.value,
+                                    "proof_ids": handoff.proof_ids},
+                              operations=self.evidence.handoff_create_ops(handoff))
         return handoff
 
     def transition(self, principal: Principal, handoff_id: str, action: HandoffAction, note: HandoffNote) -> Handoff:

@@ -24,7 +24,7 @@ import logging
 from typing import Any, Callable, Mapping, Optional
 
 from ..adapters.dynamo import BatonStore, Page
-from ..adapters.evidence_store import EvidenceStore
+from ..adapters.evidence_store import MAX_PROOFS_PER_TASK, EvidenceStore, task_cap
 from ..adapters.proofs_s3 import ProofStore
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
@@ -156,11 +156,12 @@ class ProofService:
                       status=ProofStatus.pending, uploaded_by=principal.actor, created_at=now)
         form = self.objects.presigned_post(key, content_type=request.content_type, size=request.size,
                                            expires_in=UPLOAD_EXPIRES_SECONDS)
-        self.store.commit(run_id=task.run_id, actor=principal.actor, action="proof.requested",
-                          entity=f"proof:{proof.id}",
-                          data={"task_id": task.id, "type": request.type.value, "filename": request.filename,
-                                "size": request.size, "stage": task.stage.value, "iteration": task.iteration},
-                          operations=self.evidence.proof_create_ops(proof))
+        with task_cap(self.evidence, task.id, "n_proofs", MAX_PROOFS_PER_TASK, "proofs"):
+            self.store.commit(run_id=task.run_id, actor=principal.actor, action="proof.requested",
+                              entity=f"proof:{proof.id}",
+                              data={"task_id": task.id, "type": request.type.value, "filename": request.filename,
+                                    "size": request.size, "stage": task.stage.value, "iteration": task.iteration},
+                              operations=self.evidence.proof_create_ops(proof))
         upload = UploadForm(url=form["url"], fields=dict(form["fields"]),
                             expires_at=clock.plus_seconds(now, UPLOAD_EXPIRES_SECONDS))
         return proof, upload

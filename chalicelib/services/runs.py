@@ -11,7 +11,7 @@ from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, Rul
 from ..domain.ids import is_valid_id, new_id
 from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Stage, Task, TaskCreate, TaskSource,
                              TaskStatus, TERMINAL_RUN_STATUSES)
-from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
+from ..domain.progress import TOTAL_COUNTER, counter_deltas, new_task_deltas, progress_from_counters
 from . import lifecycle, outbox
 from .outbox import Outbox
 from .projects import ProjectService
@@ -30,6 +30,16 @@ def new_task(run: Run, *, title: str, description: str, priority: int, source: T
                 status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
                 created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn,
                 queue_timeout_seconds=run.queue_timeout_seconds)
+
+
+def require_task_room(run_item: dict[str, Any], adding: int = 1) -> None:
+    """The run's ``max_tasks`` ceiling, checked on the run as read by the transaction that adds
+    the task (its write is conditioned on that read), so no path can exceed it."""
+    ceiling = (run_item.get("ceilings") or {}).get("max_tasks")
+    total = int(run_item.get(TOTAL_COUNTER, 0) or 0)
+    if ceiling is not None and total + adding > int(ceiling):
+        raise RuleViolationError(f"run {run_item.get('id')} has {total} tasks and its ceiling is max_tasks={ceiling}; "
+                                 "raise the ceiling in a new run, or finish this one", code="ceiling_exceeded")
 
 
 def require_open_run(run_item: dict[str, Any]) -> None:
@@ -146,6 +156,7 @@ class RunService:
                 check_run(current)
             else:
                 require_open_run(current)
+            require_task_room(current)
             return {"status": RunStatus.running.value, **(run_set_fn(current, task.id) if run_set_fn else {})}
 
         committed = self.store.commit(
@@ -241,4 +252,4 @@ def parse_after(raw: Optional[str]) -> int:
     return int(raw)
 
 
-__all__ = ["RunService", "new_task", "require_open_run", "parse_after"]
+__all__ = ["RunService", "new_task", "require_open_run", "require_task_room", "parse_after"]
