@@ -1,7 +1,8 @@
 """Opaque list cursors: base64url JSON of DynamoDB's LastEvaluatedKey, checked on the way back in.
 
 A cursor is accepted only for the list it came from (its partition must match), so a forged or
-foreign cursor is a 400, never a DynamoDB ValidationException.
+foreign cursor is a 400, never a DynamoDB ValidationException; so is one that is not base64url
+JSON of an object of short strings (nested past what the json module parses, a lone surrogate).
 """
 
 from __future__ import annotations
@@ -37,16 +38,26 @@ def decode_cursor(cursor: Optional[str], *, expected: dict[str, str],
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         value = json.loads(base64.urlsafe_b64decode(padded.encode()))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):   # nested past what json parses
         raise bad from None
     if not isinstance(value, dict) or set(value) != set(names):
         raise bad
-    if not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in value.values()):
+    if not all(isinstance(v, str) and 0 < len(v) <= 1024 and _is_text(v) for v in value.values()):
         raise bad
     for name, required in expected.items():
         if value.get(name) != required:
             raise bad
     return value
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can go to DynamoDB: JSON's ``\\ud800`` escape decodes to a lone surrogate,
+    which no UTF-8 encoder accepts."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_limit(raw: Optional[str]) -> int:

@@ -83,8 +83,16 @@ class ParsedReport:
 # --------------------------------------------------------------------------- entry point
 
 
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not a JSON value")
+
+
 def load_report(raw: Any) -> Any:
-    """The report as a JSON value: an object is taken as is, a string is parsed as JSON text."""
+    """The report as a JSON value: an object is taken as is, a string is parsed as JSON text.
+
+    JSON text is parsed strictly (no NaN or Infinity), and refused when it nests deeper than
+    Python can parse or holds a string that is not text (an unpaired surrogate escape).
+    """
     if isinstance(raw, (bytes, bytearray)):
         try:
             raw = raw.decode("utf-8-sig")
@@ -93,11 +101,40 @@ def load_report(raw: Any) -> Any:
                                     code="invalid_report_json") from None
     if isinstance(raw, str):
         try:
-            return json.loads(raw)
+            value = json.loads(raw, parse_constant=_not_json)
+        except RecursionError:
+            raise InvalidInputError("the report nests too deeply to be a tool's report; send the tool's JSON "
+                                    "output unchanged", code="invalid_report_json") from None
         except ValueError as error:
-            raise InvalidInputError(f"the report is not valid JSON ({error}); send the tool's JSON output "
-                                    "unchanged", code="invalid_report_json") from None
+            raise InvalidInputError(f"the report is not valid JSON ({str(error)[:200]}); send the tool's JSON "
+                                    "output unchanged", code="invalid_report_json") from None
+        _check_text(value)
+        return value
     return raw
+
+
+def _check_text(value: Any) -> None:
+    """Every string (and key) of a parsed JSON value is text that can be stored (no unpaired
+    surrogate from a ``\\ud800`` escape). Iterative: the value may nest deeply."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        strings: list[Any] = []
+        if isinstance(item, dict):
+            strings.extend(item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            strings.append(item)
+        for text in strings:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    raise InvalidInputError("the report holds a string that is not text (an unpaired surrogate "
+                                            "such as \\ud800); send the tool's JSON output unchanged",
+                                            code="invalid_report_json") from None
 
 
 def detect_format(report: Any) -> Optional[str]:
@@ -149,9 +186,10 @@ def parse_report(declared: ReportFormat, raw: Any) -> ParsedReport:
 def parse_sarif(report: dict[str, Any]) -> list[Finding]:
     version = report.get("version")
     if version is not None and version != "2.1.0":
-        raise InvalidInputError(f"SARIF version {version!r} is not supported; produce SARIF 2.1.0",
+        shown = repr(version[:20]) if isinstance(version, str) else "that is not a string"
+        raise InvalidInputError(f"SARIF version {shown} is not supported; produce SARIF 2.1.0",
                                 code="unrecognised_report")
-    if version is None and "2.1.0" not in str(report.get("$schema", "")):
+    if version is None and "2.1.0" not in _text(report.get("$schema")):
         raise InvalidInputError("the SARIF log names no version; produce SARIF 2.1.0", code="unrecognised_report")
     findings: list[Finding] = []
     for run_index, run in enumerate(_list(report, "runs", ["report"])):
@@ -161,10 +199,12 @@ def parse_sarif(report: dict[str, Any]) -> list[Finding]:
         tool = _dict(run.get("tool"), where + ["tool"])
         driver = _dict(tool.get("driver"), where + ["tool", "driver"])
         tool_name = _text(driver.get("name")) or "sarif"
-        rules = [r for r in (driver.get("rules") or []) if isinstance(r, dict)]
-        extension_rules = [r for ext in (tool.get("extensions") or []) if isinstance(ext, dict)
-                           for r in (ext.get("rules") or []) if isinstance(r, dict)]
-        by_id = {str(r.get("id")): r for r in rules + extension_rules if r.get("id")}
+        rules = [r for r in _optional_list(driver, "rules", where + ["tool", "driver"]) if isinstance(r, dict)]
+        extensions = _optional_list(tool, "extensions", where + ["tool"])
+        extension_rules = [r for i, ext in enumerate(extensions) if isinstance(ext, dict)
+                           for r in _optional_list(ext, "rules", where + ["tool", "extensions", str(i)])
+                           if isinstance(r, dict)]
+        by_id = {_text(r.get("id")): r for r in rules + extension_rules if _text(r.get("id"))}
         results = run.get("results")
         results = [] if results is None else results   # absent/null: the tool did not run to the end
         if not isinstance(results, list):
@@ -181,7 +221,7 @@ def parse_sarif(report: dict[str, Any]) -> list[Finding]:
 
 def _sarif_result(result: dict[str, Any], rules: list[dict[str, Any]], by_id: dict[str, dict[str, Any]],
                   tool_name: str) -> Optional[Finding]:
-    if result.get("kind", "fail") in _NOT_A_PROBLEM or result.get("baselineState") == "absent":
+    if _text(result.get("kind")) in _NOT_A_PROBLEM or result.get("baselineState") == "absent":
         return None
     suppressions = result.get("suppressions") or []
     if isinstance(suppressions, list) and any(isinstance(s, dict) and s.get("status", "accepted") == "accepted"
@@ -218,18 +258,18 @@ def _sarif_severity(result: dict[str, Any], rule: dict[str, Any]) -> Severity:
             return severity_from_score(score)
     for props in (result_props, rule_props):
         for name in ("issue_severity", "severity"):     # bandit; tools that name it plainly
-            word = _SEVERITY_WORDS.get(str(props.get(name, "")).strip().lower())
+            word = _SEVERITY_WORDS.get(_text(props.get(name)).lower())
             if word is not None:
                 return word
     tags = rule_props.get("tags") if isinstance(rule_props.get("tags"), list) else []
     for tag in tags:
-        if str(tag).lower() in ("critical", "high", "medium", "low"):
-            return Severity(str(tag).lower())
+        if _text(tag).lower() in ("critical", "high", "medium", "low"):
+            return Severity(_text(tag).lower())
     level = result.get("level")
     if level is None:
         default = rule.get("defaultConfiguration") if isinstance(rule.get("defaultConfiguration"), dict) else {}
         level = default.get("level", "warning")
-    return _LEVELS.get(str(level), Severity.medium)
+    return _LEVELS.get(_text(level), Severity.medium)
 
 
 def severity_from_score(score: float) -> Severity:
@@ -259,8 +299,18 @@ def _fingerprint(result: dict[str, Any]) -> str:
     for name in ("fingerprints", "partialFingerprints"):
         value = result.get(name)
         if isinstance(value, dict) and value:
-            return ";".join(f"{k}={value[k]}" for k in sorted(value))[:1000]
+            return ";".join(f"{k}={_scalar(value[k])}" for k in sorted(value))[:1000]
     return ""
+
+
+def _scalar(value: Any) -> str:
+    """A fingerprint's value as text: strings and numbers as written, anything else (a tool's
+    nested object, which SARIF does not allow) as a mark rather than its whole text."""
+    if isinstance(value, str):
+        return value[:1000]
+    if isinstance(value, (bool, int, float)) or value is None:
+        return json.dumps(value)[:1000]
+    return "<" + type(value).__name__ + ">"
 
 
 def _message(value: Any) -> str:
@@ -278,16 +328,18 @@ def parse_bandit(report: dict[str, Any]) -> list[Finding]:
         where = ["report", "results", str(index)]
         if not isinstance(item, dict):
             raise _bad(where, "each result must be an object")
-        severity = _SEVERITY_WORDS.get(str(item.get("issue_severity", "")).lower())
+        severity = _SEVERITY_WORDS.get(_text(item.get("issue_severity")).lower())
         if severity is None:
             raise _bad(where + ["issue_severity"], "must be HIGH, MEDIUM or LOW")
         text = _text(item.get("issue_text")) or _text(item.get("test_name")) or "bandit finding"
         line = item.get("line_number", 0)
         more_info = _text(item.get("more_info"))
         cwe = item.get("issue_cwe") if isinstance(item.get("issue_cwe"), dict) else {}
+        cwe_id = cwe.get("id")
+        cwe_text = str(cwe_id) if _is_line(cwe_id) and cwe_id else _text(cwe_id)[:20]
         description = text
-        if cwe.get("id"):
-            description += f" (CWE-{cwe['id']})"
+        if cwe_text:
+            description += f" (CWE-{cwe_text})"
         findings.append(Finding(
             rule_id=(_text(item.get("test_id")) or "bandit")[:200], title=_first_line(text)[:MAX_TITLE],
             severity=severity, description=description[:MAX_TEXT],
@@ -324,7 +376,7 @@ def parse_simple(report: dict[str, Any], key: str) -> list[Finding]:
                 problems.append({"loc": where + [name], "msg": "must be text"})
             texts[name] = value if isinstance(value, str) else ""
         line = item.get("line")
-        if isinstance(line, str) and line.isdigit():
+        if isinstance(line, str) and line.isascii() and line.isdigit() and len(line) <= 9:
             line = int(line)
         if line is not None and not _is_line(line):
             problems.append({"loc": where + ["line"], "msg": "must be a line number (a whole number ≥ 0)"})
@@ -364,6 +416,16 @@ def _list(container: dict[str, Any], key: str, where: list[str]) -> list[Any]:
     return value
 
 
+def _optional_list(container: dict[str, Any], key: str, where: list[str]) -> list[Any]:
+    """``container[key]`` when it is a list; absent or null is an empty list; anything else is invalid."""
+    value = container.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _bad(where + [key], "must be a list")
+    return value
+
+
 def _dict(value: Any, where: list[str]) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _bad(where, "must be an object")
@@ -375,11 +437,11 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> Optional[float]:
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
         return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):
         return None
     return number if 0.0 <= number <= 10.0 else None
 
