@@ -189,7 +189,39 @@ def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch
     letters = wait_for(dead_letters, "a dispatch message in the DLQ", 120)
     task = tasks_of(admin, run["id"])[0]
     assert any(json.loads(m["Body"]).get("task_id") == task["id"] for m in letters)
-    assert task["claimed_by"] is None and task["stage"] == "dev"
     jobs = admin.get(f"/tasks/{task['id']}/context")["attempts"]
     assert jobs and all(j["status"] == "dispatched" for j in jobs)   # recorded, never launched
+    # A container job is claimed for its runner when it is dispatched (its launch window is the
+    # first lease); no runner ever took it over.
+    assert task["claimed_by"] == jobs[0]["job_id"] and task["stage"] == "dev"
     admin.delete(f"/runs/{run['id']}")
+
+
+def test_an_external_run_waits_unclaimed_for_ten_heartbeats_then_completes_when_an_agent_claims(admin, stack):
+    """Liveness (contract v1.1): the heartbeat clock starts at the claim. Nobody claims for longer
+    than ten heartbeats (observed as the run's queue-timeout report, set to ten heartbeats), nothing
+    fails, and an agent that then claims by run id alone works the task to the end."""
+    for role in ("dev", "qa"):
+        admin.put(f"/roles/{role}", {"prompt": f"external {role}", "executor": "external", "required_proofs": [],
+                                     "timeout_seconds": 60, "heartbeat_seconds": 1})
+    try:
+        run = admin.post("/projects/e2e/runs", {"title": "external agents", "deploy_gate": False,
+                                                 "stages": ["dev", "qa"], "queue_timeout_seconds": 10,
+                                                 "tasks": [{"title": "waits for a person's agent"}]})
+        reported = wait_for(lambda: [e for e in events_of(admin, run["id"])
+                                     if e["action"] == "task.waiting_for_agent"], "the wait report", 120)
+        assert reported[0]["data"]["waited_seconds"] >= 10            # ten heartbeats unclaimed
+        task = tasks_of(admin, run["id"])[0]
+        assert task["status"] == "queued" and admin.get(f"/runs/{run['id']}")["status"] == "running"
+        for stage in ("dev", "qa"):
+            claimed = wait_for(lambda: admin.post_status("/queue/claim", {"stage": stage, "agent_id": "person-1",
+                                                                          "run_id": run["id"]})[1],
+                               f"the {stage} job", 60)
+            admin.post(f"/tasks/{task['id']}/advance", {"claim_id": claimed["claim"]["claim_id"], "result": "pass"})
+        assert wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] == "succeeded", "the run's end", 60)
+        actions = [e["action"] for e in events_of(admin, run["id"])]
+        assert "task.attempts_exhausted" not in actions and "task.failed" not in actions
+    finally:
+        for role in ("dev", "qa"):
+            admin.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
+                                         "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})

@@ -393,7 +393,7 @@ class RunCreate(BaseModel):
         default=None, description="findings at or above this severity become fix tasks (default: the "
                                   "project's settings.finding_threshold, else medium)")
     queue_timeout_seconds: int = Field(
-        default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=60, le=365 * 86_400,
+        default=DEFAULT_QUEUE_TIMEOUT_SECONDS, ge=1, le=365 * 86_400,
         description="a task unclaimed this long is reported (task.waiting_for_agent) and keeps waiting")
     tasks: list[TaskSpec] = Field(default_factory=list, max_length=MAX_TASKS_PER_RUN_CREATE)
 
