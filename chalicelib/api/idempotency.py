@@ -5,11 +5,23 @@ without running the route again; the same key with another body is a 409; a dupl
 arrives while the first is still running is a 409 with ``Retry-After``. Keys are scoped to the
 caller's API key and the path, so two clients cannot collide. Server errors are not remembered
 (the request may be retried with the same key).
+
+Secrets are never stored
+------------------------
+Some answers carry a secret that is shown once: ``POST /keys`` (the new API key) and
+``POST /jobs/{job_id}/token`` (a job token), and any answer holding a string shaped like a Baton
+key, token or launch code (``bt_``/``bl_`` + 43 characters). The table keeps such an answer with
+the secrets replaced by null, never in clear. The first request gets its answer, secret
+included. A repeat with the same key and body does not get a copy without the secret (a client
+could take that for the key, or keep a null as one): it is a 409 ``secret_shown_once`` that says
+the request was done, names what was created (the stored answer, secrets nulled, is in
+``details``) and what to do if the secret was lost (revoke that key and issue a new one).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from typing import Any, Callable, Optional
 
@@ -21,6 +33,11 @@ from .http import error_response
 HEADER = "idempotency-key"
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 EXPIRES_AFTER_SECONDS = 24 * 3600
+
+# (method, route) -> the top-level field of its answer that holds a secret shown once.
+SECRET_FIELDS: dict[tuple[str, str], str] = {("POST", "/keys"): "key", ("POST", "/jobs/{job_id}/token"): "token"}
+# Anything shaped like a Baton API key, job token or launch code, wherever it appears in an answer.
+SECRET_RE = re.compile(r"(?<![A-Za-z0-9_-])b[tl]_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 
 
 class _ServerError(Exception):
@@ -47,6 +64,48 @@ def reset() -> None:
     _layer.clear()
 
 
+def redact(body: str, secret_field: Optional[str] = None) -> Optional[str]:
+    """``body`` (JSON text) with every secret replaced by null, or None when it holds none.
+
+    The secrets are ``secret_field`` of a JSON object body, and any string shaped like a Baton
+    key, token or launch code; a body that is not JSON but holds such a string is replaced whole."""
+    if not body or (secret_field is None and not SECRET_RE.search(body)):
+        return None
+    try:
+        value = json.loads(body)
+    except ValueError:
+        return json.dumps(None) if SECRET_RE.search(body) else None
+    found = False
+    if secret_field and isinstance(value, dict) and isinstance(value.get(secret_field), str):
+        value[secret_field] = None
+        found = True
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            pairs: list[tuple[Any, Any]] = list(item.items())
+        else:
+            pairs = list(enumerate(item)) if isinstance(item, list) else []
+        for name, child in pairs:
+            if isinstance(child, str) and SECRET_RE.search(child):
+                item[name] = None
+                found = True
+            elif isinstance(child, (dict, list)):
+                stack.append(child)
+    return json.dumps(value, separators=(",", ":")) if found else None
+
+
+def _secret_shown_once(saved: dict[str, Any]) -> Response:
+    first = json.loads(saved["body"]) if saved.get("body") else None
+    created = first.get("id") if isinstance(first, dict) else None
+    lost = (f"if you did not keep it, revoke {created} (DELETE /keys/{created}) and issue a new key"
+            if isinstance(created, str) and created.startswith("key_") else "if you did not keep it, ask for a new one")
+    return error_response(ConflictError(
+        "a request with this Idempotency-Key was already done; its answer held a secret, which is shown only once and "
+        f"is not kept: {lost}. The first answer, without the secret, is in details",
+        code="secret_shown_once", details=[{"status": saved.get("status"), "first_response": first}]))
+
+
 def with_idempotency(table: str, scope: str, event: Any, get_response: Callable[[Any], Response]) -> Response:
     """Run ``get_response`` at most once per (caller, path, Idempotency-Key)."""
     raw_key: Optional[str] = event.headers.get(HEADER)
@@ -65,14 +124,21 @@ def with_idempotency(table: str, scope: str, event: Any, get_response: Callable[
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         config.register_lambda_context(context)
     body = event.raw_body or b""
+    secret_field = SECRET_FIELDS.get((event.method.upper(), event.path))
+    fresh: list[Response] = []
 
     @idempotent_function(data_keyword_argument="request", persistence_store=persistence, config=config)
     def run_once(request: dict[str, Any]) -> dict[str, Any]:
         response = get_response(event)
         if response.status_code >= 500:
             raise _ServerError(response)
-        return {"status": response.status_code, "body": response.body if isinstance(response.body, str) else "",
-                "headers": dict(response.headers or {})}
+        text = response.body if isinstance(response.body, str) else ""
+        redacted = redact(text, secret_field if response.status_code < 300 else None)
+        fresh.append(response)          # this request ran: it gets its answer, secret included
+        if redacted is None:
+            return {"status": response.status_code, "body": text, "headers": dict(response.headers or {})}
+        return {"status": response.status_code, "body": redacted, "headers": dict(response.headers or {}),
+                "secret_redacted": True}
 
     try:
         target = event.path + "".join(f"#{k}={v}" for k, v in sorted((event.uri_params or {}).items()))
@@ -89,4 +155,6 @@ def with_idempotency(table: str, scope: str, event: Any, get_response: Callable[
         return error_response(ConflictError("a request with this Idempotency-Key is still being processed; "
                                             "retry after a second", code="request_in_progress"),
                               headers={"Retry-After": "1"})
+    if saved.get("secret_redacted"):
+        return fresh[0] if fresh else _secret_shown_once(saved)
     return Response(body=saved["body"], status_code=int(saved["status"]), headers=saved.get("headers", {}))

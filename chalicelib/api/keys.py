@@ -17,6 +17,11 @@ bp = Blueprint(__name__)
 @endpoint(bp, "/keys", methods=["POST"], body=KeyCreate, response=IssuedKey, status=201,
           summary="Issue an API key (shown once; admin only)")
 def create_key():
+    """Issue a key; the answer is the only place its material ever appears.
+
+    With an ``Idempotency-Key``, the idempotency table keeps this answer without the key (see
+    ``api.idempotency``): a repeat is a 409 ``secret_shown_once`` naming the key that was issued
+    (revoke it if its material was lost), never a second key and never a copy without the key."""
     request = parse_body(bp.current_request.raw_body, KeyCreate)
     api_key, key = get_services().keys.create(principal(), request)
     return 201, {**api_key.model_dump(mode="json", exclude={"revoked_at"}), "key": key}
