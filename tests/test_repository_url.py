@@ -10,9 +10,9 @@ import pytest
 from chalicelib.domain.repository_url import allows_local, check_repository_url
 from tests.conftest import Api, moto_services, table_snapshot
 
-GOOD = ["https://github.com/org/repo.git", "https://git.example.com:8443/team/repo", "ssh://git@github.com/org/repo.git",
-        "ssh://git@host.example.com:2222/srv/repo.git", "ssh://host.example.com/repo.git", "git@github.com:org/repo.git",
-        "deploy_bot@gitlab.example.com:group/sub/repo.git"]
+GOOD = ["https://github.com/org/repo.git", "https://git.example.com:8443/team/repo",
+        "ssh://git@github.com/org/repo.git", "ssh://git@host.example.com:2222/srv/repo.git",
+        "ssh://host.example.com/repo.git", "git@github.com:org/repo.git", "deploy_bot@gitlab.example.com:group/sub/repo.git"]
 LOCAL = ["/srv/demo.git", "file:///tmp/repo/e2e.git"]
 
 # (url, what the message must say)
