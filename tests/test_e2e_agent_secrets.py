@@ -131,3 +131,35 @@ def test_a_prying_agent_finds_no_key(stack, repository, tmp_path):
     assert TOKEN_RE.findall(logs) == []
     events: list[dict[str, Any]] = admin.get(f"/runs/{run['id']}/events?limit=200")["items"]
     assert TOKEN_RE.findall(json.dumps(events)) == []
+
+
+def test_baton_agent_run_works_a_task_with_the_callers_own_key(stack, repository, tmp_path):
+    """``baton agent run --task`` (the runner by hand, with the caller's own agent key): it claims,
+    works, uploads its evidence under its claim (``Baton-Claim``), advances, and removes the job's
+    directory from the ``--workdir`` it was given."""
+    from click.testing import CliRunner
+
+    from chalicelib.cli.main import cli
+
+    admin = CliClient(stack.api_url, stack.admin_key)
+    scripted = ROOT / "tests" / "agents" / "scripted.py"
+    admin.put("/roles/dev", {"prompt": "by hand: {task_title}", "executor": "external",
+                             "command": f"{{python}} {scripted}", "required_proofs": ["log"],
+                             "timeout_seconds": 120, "heartbeat_seconds": 30})
+    key = admin.post("/keys", {"name": "by-hand", "principal": "agent", "project_ids": ["secrets"]})["key"]
+    run = admin.post("/projects/secrets/runs", {"title": "by hand", "deploy_gate": False, "stages": ["dev"],
+                                                 "tasks": [{"title": "steady by hand"}]})
+    (task,) = admin.get(f"/runs/{run['id']}/tasks")["items"]
+    wait_for(lambda: admin.get(f"/tasks/{task['id']}")["status"] == "queued"
+             and admin.get(f"/tasks/{task['id']}/context")["attempts"], "the stage job to wait for its agent", 60)
+    workdir = tmp_path / "scratch"
+    result = CliRunner().invoke(cli, ["--api-url", stack.api_url, "--api-key", key, "agent", "run",
+                                      "--task", task["id"], "--workdir", str(workdir)])
+    assert result.exit_code == 0, result.output
+    assert "advanced task" in result.output
+    after = wait_for(lambda: (lambda t: t if t["status"] == "done" else None)(admin.get(f"/tasks/{task['id']}")),
+                     "the task to be done", 60)
+    assert after["stage"] == "complete"
+    proofs = admin.get(f"/tasks/{task['id']}/proofs")["items"]
+    assert [p["type"] for p in proofs] == ["log"]       # the agent's output, kept under the claim
+    assert workdir.is_dir() and list(workdir.iterdir()) == []
