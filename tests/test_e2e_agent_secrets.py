@@ -57,6 +57,13 @@ def repository(tmp_path_factory) -> Path:
     return bare
 
 
+@pytest.fixture(scope="module")
+def project(stack, repository) -> str:
+    CliClient(stack.api_url, stack.admin_key).post("/projects", {
+        "id": "secrets", "name": "Secrets", "repository_url": f"file://{repository}"})
+    return "secrets"
+
+
 def issued(stack: LocalStack, candidate: str) -> bool:
     """Whether ``candidate`` is a credential this stack issued (live or not)."""
     return stack.services.store.get_api_key(hash_key(candidate)) is not None
@@ -66,14 +73,13 @@ def report_lines(text: str) -> list[tuple[str, str, str]]:
     return [tuple(line.split("\t", 2)) for line in text.splitlines() if line.count("\t") >= 2]  # type: ignore[misc]
 
 
-def test_a_prying_agent_finds_no_key(stack, repository, tmp_path):
+def test_a_prying_agent_finds_no_key(stack, repository, project, tmp_path):
     admin = CliClient(stack.api_url, stack.admin_key)
     out = tmp_path / "out"
     out.mkdir()
     admin.put("/roles/dev", {"prompt": "Pry, {task_title}. Braces stay: {\"a\": 1} {nothing}",
                              "executor": "container", "command": f"sh {PRYING} {out} {{python}}",
                              "required_proofs": [], "timeout_seconds": 300, "heartbeat_seconds": 5})
-    admin.post("/projects", {"id": "secrets", "name": "Secrets", "repository_url": f"file://{repository}"})
     run = admin.post("/projects/secrets/runs", {"title": "pry", "deploy_gate": False, "stages": ["dev"],
                                                  "tasks": [{"title": "pry everywhere"}]})
     wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] in ("succeeded", "failed"), "the run to end", 300)
@@ -133,7 +139,7 @@ def test_a_prying_agent_finds_no_key(stack, repository, tmp_path):
     assert TOKEN_RE.findall(json.dumps(events)) == []
 
 
-def test_baton_agent_run_works_a_task_with_the_callers_own_key(stack, repository, tmp_path):
+def test_baton_agent_run_works_a_task_with_the_callers_own_key(stack, project, tmp_path):
     """``baton agent run --task`` (the runner by hand, with the caller's own agent key): it claims,
     works, uploads its evidence under its claim (``Baton-Claim``), advances, and removes the job's
     directory from the ``--workdir`` it was given."""
@@ -156,7 +162,7 @@ def test_baton_agent_run_works_a_task_with_the_callers_own_key(stack, repository
     result = CliRunner().invoke(cli, ["--api-url", stack.api_url, "--api-key", key, "agent", "run",
                                       "--task", task["id"], "--workdir", str(workdir)])
     assert result.exit_code == 0, result.output
-    assert "advanced task" in result.output
+    assert f"advanced task {task['id']}: pass" in result.output
     after = wait_for(lambda: (lambda t: t if t["status"] == "done" else None)(admin.get(f"/tasks/{task['id']}")),
                      "the task to be done", 60)
     assert after["stage"] == "complete"
