@@ -590,3 +590,15 @@ def test_ecs_overrides_carry_the_job_the_api_and_the_single_use_code():
     env = {e["name"]: e["value"] for e in override["environment"]}
     assert set(env) == {"BATON_JOB", "BATON_API_URL", "BATON_LAUNCH_CODE"}
     assert env["BATON_LAUNCH_CODE"] == CODE and CODE not in env["BATON_JOB"]
+
+
+def test_a_work_dir_that_cannot_be_made_fails_the_stage(tmp_path, uploads):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    client = FakeBaton(role_config("true"), f"file://{tmp_path}/unused.git")
+    code = runner.run_job({"job_id": "job_h6", "task_id": TASK_ID, "stage": "dev", "attempt": 1}, client,
+                          blocked / "jobs")
+    assert code == runner.EXIT_RUNNER_FAILED
+    (advanced,) = client.bodies("/advance")
+    assert advanced["result"] == "fail" and "the runner could not finish the job" in advanced["notes"]
+    assert heartbeats_stopped()

@@ -229,11 +229,11 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
     beat.start()
     work: Optional[Path] = None
     try:
-        if workdir is not None:
-            Path(workdir).mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
         code = EXIT_RUNNER_FAILED
         try:
+            if workdir is not None:
+                Path(workdir).mkdir(parents=True, exist_ok=True)
+            work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
             passed, summary = work_stage(job, client, context, config, task, work, beat)
             code = 0
         except LeaseLost as lost:
