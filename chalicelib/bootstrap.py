@@ -89,7 +89,7 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
     outbox = Outbox(store, sfn, queue)
     keys = KeyService(store)
     roles = RoleService(store)
-    projects = ProjectService(store)
+    projects = ProjectService(store, stage=settings.stage)
     on = settings.uses_step_functions
     director = DirectorService(store)
     runs = RunService(store, projects, roles, outbox, sfn=on, director=director)

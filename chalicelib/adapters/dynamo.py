@@ -464,7 +464,7 @@ class BatonStore:
     def redeem_launch_code(self, code_hash: str, token_hash: str, api_key: ApiKey, *, launch: dict[str, Any],
                            expires_at: str, now: str) -> None:
         """Spend the launch code and write the job token it buys, atomically: of two redeemers exactly
-        one gets a token (ConflictError for the other)."""
+        one gets a token (the other: 401 ``launch_code_used``)."""
         spend = {"Update": {
             "TableName": self.table, "Key": serialize(keys.api_key(code_hash)),
             "UpdateExpression": "SET used_at = :now",

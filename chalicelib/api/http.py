@@ -59,7 +59,7 @@ def internal_error_response() -> Response:
 
 def json_response(status: int, body: Any, headers: Optional[dict[str, str]] = None) -> Response:
     return Response(body=json.dumps(body, separators=(",", ":")), status_code=status,
-                    headers={"Content-Type": "application/json", **(headers or {})})
+                    headers={"Content-Type": "application/json", "X-Content-Type-Options": "nosniff", **(headers or {})})
 
 
 def dump(value: Any) -> Any:

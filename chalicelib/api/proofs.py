@@ -37,7 +37,8 @@ def get_proof(proof_id):
           summary="Download a proof (302 to a short-lived URL)")
 def download_proof(proof_id):
     url = get_services().proofs.download_url(principal(), proof_id)
-    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store"})
+    return Response(body="", status_code=302, headers={"Location": url, "Cache-Control": "no-store",
+                                                            "X-Content-Type-Options": "nosniff"})
 
 
 @endpoint(bp, "/tasks/{task_id}/proofs", response=Proof, lists=True, query=("type", "limit", "cursor"),

@@ -195,7 +195,9 @@ class Canary(BaseModel):
     @field_validator("fraction", mode="before")
     @classmethod
     def _int_is_fine(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value) if abs(value) <= 10 else 2.0   # a huge int is out of range, never an OverflowError
+        return value
 
 
 class Ceilings(BaseModel):
@@ -267,6 +269,7 @@ class Task(BaseModel):
     # How long it may wait unclaimed before it is reported (its run's), and the wait last reported.
     queue_timeout_seconds: int = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, exclude=True)
     wait_reported_for: Optional[str] = Field(default=None, exclude=True)
+    claimed_with_key: Optional[str] = Field(default=None, exclude=True)   # the agent key that holds the claim
 
     @property
     def is_terminal(self) -> bool:

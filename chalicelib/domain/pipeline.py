@@ -105,7 +105,7 @@ def heartbeat(task: Task, *, claim_id: str, now: str, lease_seconds: int) -> Tas
 
 def _released(task: Task, now: str, **fields) -> Task:
     enqueued = now if fields.get("status") == TaskStatus.queued else None
-    return _changed(task, now, claimed_by=None, claim_id=None, lease_expires_at=None,
+    return _changed(task, now, claimed_by=None, claim_id=None, lease_expires_at=None, claimed_with_key=None,
                     enqueued_at=enqueued, **fields)
 
 

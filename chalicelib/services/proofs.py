@@ -168,9 +168,9 @@ class ProofService:
 
     def confirm(self, principal: Principal, proof_id: str) -> Proof:
         proof = self.get(principal, proof_id, Action.work)
+        self.tasks.get_for_evidence(principal, proof.task_id)   # an agent confirms only under its live claim
         if proof.status == ProofStatus.stored:
             return proof
-        self.tasks.get_for_evidence(principal, proof.task_id)   # an agent confirms only under its live claim
         found = self.objects.head(proof.s3_key)
         if found is None:
             raise ConflictError(f"nothing was uploaded for proof {proof.id} yet: POST the file to the upload url with "

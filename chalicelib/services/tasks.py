@@ -28,7 +28,8 @@ def require_live_claim(principal: Principal, task: Task, now: str) -> None:
     if principal.kind != PrincipalKind.agent:
         return
     claim = principal.claim_id
-    if not claim or task.claim_id != claim or task.status != TaskStatus.in_progress \
+    other_key = principal.task_id is None and task.claimed_with_key != principal.key_id
+    if not claim or task.claim_id != claim or other_key or task.status != TaskStatus.in_progress \
             or not pipeline.lease_is_live(task, now):
         hint = ("send the claim you hold in the header 'Baton-Claim: <claim_id>'" if principal.task_id is None
                 else "the job's claim is no longer live")
@@ -207,6 +208,7 @@ class TaskService:
         after, transition = pipeline.claim(task, stage=request.stage, agent_id=request.agent_id,
                                            claim_id="clm_" + secrets.token_hex(12), now=now,
                                            lease_seconds=request.lease_seconds)
+        after = after.model_copy(update={"claimed_with_key": principal.key_id})
 
         def running(current: dict[str, Any]) -> None:
             if RunStatus(current["status"]) != RunStatus.running:
