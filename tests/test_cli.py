@@ -450,15 +450,18 @@ def test_keys_create_list_rotate_revoke(stack, baton, project):
 
 def test_handoff_write_and_show(baton, agent, project, tmp_path):
     run = start_run(baton, project, tmp_path, "--title", "handoffs", "--stages", "dev", tasks="- handoff task\n")
-    task_id = wait_for(lambda: [t["id"] for t in baton.json("task", "list", "--run", run["id"])], "the task")[0]
-    written = agent("handoff", "write", task_id, "--from", "dev", "--to", "qa", "--summary", "login works",
+    claimed = claim_when_dispatched(agent, project, run["id"])
+    task_id, held = claimed["task"]["id"], ("--claim", claimed["claim"]["claim_id"])
+    # An agent's evidence counts only under its live claim (contract v1.1): without --claim, 409.
+    agent("handoff", "write", task_id, "--from", "dev", "--to", "qa", "--summary", "s", expect=ExitCode.FAILED)
+    written = agent(*held, "handoff", "write", task_id, "--from", "dev", "--to", "qa", "--summary", "login works",
                     "--work-done", "a1b2c3=OAuth callback", "--learning", "the IdP is slow", "--confidence", "high")
     assert "Wrote handoff" in written.stdout
     handoff_file = write(tmp_path / "handoff.yaml",
                          "from_role: dev\nto_role: qa\nsummary: second pass\n"
                          "decisions: [{choice: authlib, alternatives: [diy], reason: kept}]\n"
                          "open_questions:\n  - who owns the IdP?\n")
-    second = agent.json("handoff", "write", task_id, "--file", handoff_file)
+    second = agent.json(*held, "handoff", "write", task_id, "--file", handoff_file)
     assert second["summary"] == "second pass" and second["confidence"] == "medium"
     latest = agent("handoff", "show", "--task", task_id)
     assert "second pass" in latest.stdout and "authlib" in latest.stdout
@@ -466,8 +469,8 @@ def test_handoff_write_and_show(baton, agent, project, tmp_path):
     assert [h["summary"] for h in first] == ["second pass", "login works"]
     by_id = agent("handoff", "show", first[1]["id"])
     assert "a1b2c3" in by_id.stdout and "the IdP is slow" in by_id.stdout
-    agent("handoff", "accept", second["id"])
-    agent("handoff", "accept", second["id"], expect=ExitCode.FAILED)
+    agent(*held, "handoff", "accept", second["id"])
+    agent(*held, "handoff", "accept", second["id"], expect=ExitCode.FAILED)
     agent("handoff", "write", task_id, "--to", "qa", expect=ExitCode.USAGE)
     baton("run", "kill", run["id"], "--yes")
 
@@ -478,7 +481,8 @@ def test_proof_upload_list_get(baton, agent, project, tmp_path):
     task_id = claimed["task"]["id"]
     report = tmp_path / "junit report.xml"
     report.write_bytes(b"<testsuite tests='3' failures='0'/>\n" * 50)
-    uploaded = agent("proof", "upload", task_id, str(report), "--type", "test_result")
+    uploaded = agent("--claim", claimed["claim"]["claim_id"], "proof", "upload", task_id, str(report),
+                     "--type", "test_result")
     assert "stored" in uploaded.stdout and f"tasks/{task_id}/" in uploaded.stdout
     proofs = agent.json("proof", "list", "--task", task_id)
     assert len(proofs) == 1 and proofs[0]["filename"] == "junit_report.xml" and proofs[0]["status"] == "stored"

@@ -44,7 +44,7 @@ def test_keys_claims_and_presigned_urls_never_reach_the_logs(api, project, servi
         data = b"log line\n"
         upload = agent.post(f"/tasks/{task_id}/proofs", {
             "type": "log", "filename": "run.log", "content_type": "text/plain", "size": len(data),
-            "sha256": hashlib.sha256(data).hexdigest()}).data
+            "sha256": hashlib.sha256(data).hexdigest()}, headers={"Baton-Claim": claim_id}).data
         agent.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": "fail", "notes": "n"})
         api.as_key("bt_not-a-real-key-but-shaped-like-one").get("/projects")
     finally:

@@ -25,10 +25,12 @@ class CliContext:
     """What every command shares: the global options, and an API client made on first use (so
     ``baton up`` and ``--help`` need no configuration)."""
 
-    def __init__(self, api_url: Optional[str] = None, api_key: Optional[str] = None, debug: bool = False):
+    def __init__(self, api_url: Optional[str] = None, api_key: Optional[str] = None, debug: bool = False,
+                 claim_id: Optional[str] = None):
         self.api_url = api_url
         self.api_key = api_key
         self.debug = debug
+        self.claim_id = claim_id
         self._config: Optional[ApiConfig] = None
         self._client: Optional[CliClient] = None
 
@@ -46,7 +48,7 @@ class CliContext:
     @property
     def client(self) -> CliClient:
         if self._client is None:
-            self._client = CliClient(self.config.api_url, self.config.api_key)
+            self._client = CliClient(self.config.api_url, self.config.api_key, claim_id=self.claim_id)
         return self._client
 
 
@@ -178,17 +180,21 @@ Examples:
 @click.group(name="baton", cls=BatonGroup, context_settings=CONTEXT_SETTINGS, epilog=ROOT_EPILOG)
 @click.option("--api-url", metavar="URL", help="Baton API base URL (default: BATON_API_URL or the config file).")
 @click.option("--api-key", metavar="KEY", help="API key (default: BATON_API_KEY or the config file).")
+@click.option("--claim", "claim_id", metavar="CLAIM", envvar="BATON_CLAIM",
+              help="The claim an agent key works under (sent as Baton-Claim; default: BATON_CLAIM). An agent's "
+                   "handoffs, proofs and findings count only under its live claim of the task.")
 @click.option("--debug", is_flag=True, help="Show a traceback when something fails.")
 @click.version_option(__version__, "-V", "--version", prog_name="baton")
 @click.pass_context
-def cli(ctx: click.Context, api_url: Optional[str], api_key: Optional[str], debug: bool) -> None:
+def cli(ctx: click.Context, api_url: Optional[str], api_key: Optional[str], claim_id: Optional[str],
+        debug: bool) -> None:
     """Baton: drive multi-agent software pipelines from the terminal.
 
     Create projects, start runs whose tasks move through dev → qa → sec → docs, watch them, work
     tasks as an external agent (claim, heartbeat, handoff, proofs, advance), approve deployments,
     and manage roles and API keys. Every command has --help.
     """
-    ctx.obj = CliContext(api_url, api_key, debug)
+    ctx.obj = CliContext(api_url, api_key, debug, claim_id)
 
 
 def _register() -> None:

@@ -31,6 +31,14 @@ ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("baton.local")
 
 
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read (it holds a key)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.chmod(path, 0o600)   # an existing file keeps its mode through O_CREAT: set it
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -301,8 +309,8 @@ class LocalStack:
         self.threads = [api_thread, pump, sweeper]
         self._wait_for_api()
         if self.write_config:
-            (self.workdir / "config.json").write_text(json.dumps({"api_url": self.api_url,
-                                                                   "api_key": self.admin_key}, indent=2))
+            write_private(self.workdir / "config.json",
+                          json.dumps({"api_url": self.api_url, "api_key": self.admin_key}, indent=2))
         self.startup_seconds = time.monotonic() - began
         return self
 
