@@ -11,8 +11,7 @@ from typing import Any, Optional
 import boto3
 from botocore.config import Config
 
-from .adapters.dynamo import BatonStore
-from .adapters.evidence_store import EvidenceStore
+from .adapters.dynamodb import Repositories, build_repositories
 from .adapters.proofs_s3 import ProofStore
 from .adapters.launchers import EcsLauncher, LocalLauncher
 from .adapters.stepfunctions import DispatchQueue, StepFunctions
@@ -30,6 +29,7 @@ from .services.projects import ProjectService
 from .services.proofs import ProofService
 from .services.roles import RoleService
 from .services.runs import RunService
+from .services.sweeper import Sweeper
 from .services.tasks import TaskService
 
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"},
@@ -39,7 +39,7 @@ CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempt
 @dataclass
 class Services:
     settings: Settings
-    store: BatonStore
+    repos: Repositories
     keys: KeyService
     projects: ProjectService
     roles: RoleService
@@ -49,27 +49,31 @@ class Services:
     outbox: Outbox
     dispatch: DispatchService
     launcher: Any
-    evidence: EvidenceStore
     proofs: ProofService
     handoffs: HandoffService
     findings: FindingService
     bugs: BugService
     context: ContextService
     director: DirectorService
+    sweeper: Sweeper
 
 
 _lock = threading.Lock()
 _services: Optional[Services] = None
 
 
-def client(service: str, settings: Settings):
-    return boto3.session.Session().client(service, region_name=settings.region, config=CLIENT_CONFIG)
+def client(service: str, settings: Settings, config: Config = CLIENT_CONFIG):
+    """The settings' endpoint and credentials when they name them (the local stack's moto), else
+    botocore's own (deployed: the function's role)."""
+    return boto3.session.Session().client(service, region_name=settings.region, config=config,
+                                          endpoint_url=settings.aws_endpoint_url or None,
+                                          aws_access_key_id=settings.aws_access_key_id or None,
+                                          aws_secret_access_key=settings.aws_secret_access_key or None)
 
 
 def s3_client(settings: Settings):
     """Presigned URLs need SigV4 (the proof bucket is KMS-encrypted)."""
-    config = CLIENT_CONFIG.merge(Config(signature_version="s3v4"))
-    return boto3.session.Session().client("s3", region_name=settings.region, config=config)
+    return client("s3", settings, CLIENT_CONFIG.merge(Config(signature_version="s3v4")))
 
 
 def build_launcher(settings: Settings) -> Any:
@@ -80,33 +84,32 @@ def build_launcher(settings: Settings) -> Any:
 
 
 def build_services(settings: Settings, launcher: Any = None) -> Services:
-    store = BatonStore(client("dynamodb", settings), settings.table_name)
+    repos = build_repositories(client("dynamodb", settings), settings.table_name)
     sfn = queue = None
     if settings.uses_step_functions:
         sfn = StepFunctions(client("stepfunctions", settings), settings.task_state_machine_arn,
                             settings.run_state_machine_arn)
         queue = DispatchQueue(client("sqs", settings), settings.dispatch_queue_url)
-    outbox = Outbox(store, sfn, queue)
-    keys = KeyService(store)
-    roles = RoleService(store)
-    projects = ProjectService(store, stage=settings.stage)
+    outbox = Outbox(repos, sfn, queue)
+    keys = KeyService(repos)
+    roles = RoleService(repos)
+    projects = ProjectService(repos, stage=settings.stage)
     on = settings.uses_step_functions
-    director = DirectorService(store)
-    runs = RunService(store, projects, roles, outbox, sfn=on, director=director)
-    tasks = TaskService(store, roles, outbox, sfn=on, max_attempts=settings.max_attempts)
+    director = DirectorService(repos)
+    tasks = TaskService(repos, roles, outbox, sfn=on, max_attempts=settings.max_attempts)
+    runs = RunService(repos, projects, roles, outbox, tasks, sfn=on, director=director)
     launcher = launcher or build_launcher(settings)
-    dispatch = DispatchService(store, tasks, roles, keys, outbox, launcher, runs=runs, api_url=settings.api_url,
+    dispatch = DispatchService(repos, tasks, roles, keys, outbox, launcher, runs=runs, api_url=settings.api_url,
                                launch_window_seconds=settings.launch_window_seconds)
-    evidence = EvidenceStore(store)
     objects = ProofStore(s3_client(settings), settings.bucket) if settings.bucket else None
-    proofs = ProofService(store, evidence, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)
-    return Services(settings=settings, store=store, keys=keys, projects=projects, roles=roles, runs=runs,
-                    tasks=tasks, approvals=ApprovalService(store, runs), outbox=outbox, dispatch=dispatch,
-                    launcher=launcher, evidence=evidence, proofs=proofs,
-                    handoffs=HandoffService(store, evidence, tasks),
-                    findings=FindingService(store, evidence, tasks, runs, proofs),
-                    bugs=BugService(store, evidence, projects, runs),
-                    context=ContextService(evidence, roles, proofs), director=director)
+    proofs = ProofService(repos, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)
+    return Services(settings=settings, repos=repos, keys=keys, projects=projects, roles=roles, runs=runs,
+                    tasks=tasks, approvals=ApprovalService(repos, runs, tasks), outbox=outbox, dispatch=dispatch,
+                    launcher=launcher, proofs=proofs, handoffs=HandoffService(repos, tasks),
+                    findings=FindingService(repos, tasks, runs, proofs),
+                    bugs=BugService(repos, projects, runs, tasks),
+                    context=ContextService(repos, roles, proofs), director=director,
+                    sweeper=Sweeper(repos, outbox, tasks))
 
 
 def get_services() -> Services:

@@ -1,4 +1,5 @@
-"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher and the scheduled sweeper.
+"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher and the scheduled sweeper
+(their use cases live in ``services.dispatch`` and ``services.sweeper``).
 
 The dispatcher processes a batch with powertools' BatchProcessor and reports partial failures,
 so only failed messages return to the queue (and reach the DLQ after maxReceiveCount). Stage,
@@ -13,8 +14,6 @@ import logging
 from typing import Any
 
 from .bootstrap import get_services
-from .domain import clock
-from .domain.models import Stage
 from .observability import logger
 
 log = logging.getLogger("baton.workers")
@@ -77,31 +76,6 @@ def dispatch_batch(event: Any) -> dict[str, Any]:
                                     record_handler=lambda record: handle_message(record.body, context))
 
 
-def _all_projects(services: Any):
-    cursor = None
-    while True:
-        page = services.store.list_projects(200, cursor)
-        yield from page.items
-        if not page.next_cursor:
-            return
-        cursor = page.next_cursor
-
-
 def sweep_once(limit: int = 200) -> dict[str, Any]:
-    """Deliver callbacks left in the outbox, re-dispatch (or re-queue) jobs whose lease expired,
-    and report tasks that waited unclaimed past their run's queue timeout."""
-    services = get_services()
-    delivered = services.outbox.sweep(limit)
-    requeued = 0
-    now = clock.now_iso()
-    for project in _all_projects(services):
-        for stage in Stage:
-            if stage in (Stage.none, Stage.complete):
-                continue
-            for task in services.store.expired_leases(project.id, stage.value, now, 50):
-                if services.tasks.expire_lease(task) is not None:
-                    requeued += 1
-    reported = sum(1 for task in services.store.overdue_waits(now, limit) if services.tasks.report_waiting(task))
-    result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported}
-    logger.info("sweep done", extra=result)
-    return result
+    """The scheduled sweeper's entry point (services.sweeper)."""
+    return get_services().sweeper.sweep_once(limit)

@@ -34,8 +34,8 @@ def moto_services() -> Iterator[Any]:
     with mock_aws():
         settings = Settings.from_env()
         services = bootstrap.build_services(settings)
-        create_table(services.store.client, settings.table_name)
-        create_table(services.store.client, settings.idempotency_table, logical_id="IdempotencyTable")
+        create_table(services.repos.client, settings.table_name)
+        create_table(services.repos.client, settings.idempotency_table, logical_id="IdempotencyTable")
         bootstrap.s3_client(settings).create_bucket(Bucket=settings.bucket)
         from chalicelib.api import idempotency
 
@@ -56,7 +56,7 @@ def aws():
 def table_snapshot(services: Any) -> list[dict[str, Any]]:
     """Every item of the table in key order, through the DynamoDB API (a paginated Scan: fine in
     a test, never in a request path)."""
-    client, table = services.store.client, services.settings.table_name
+    client, table = services.repos.client, services.settings.table_name
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
@@ -169,7 +169,7 @@ def job_token_for(services: Any, task_id: str, *, expires_in: float = 600, lease
     from chalicelib.domain.auth import Principal
     from chalicelib.domain.models import ClaimRequest, PrincipalKind, TaskStatus
 
-    task = services.store.get_task(task_id)
+    task = services.repos.tasks.get(task_id)
     if task.status != TaskStatus.in_progress or not pipeline.lease_is_live(task, clock.now_iso()):
         setup = Principal(key_id="setup", name="setup", kind=PrincipalKind.admin)
         task, _ = services.tasks.claim(setup, ClaimRequest(stage=task.stage, agent_id="job-setup", task_id=task_id,
@@ -177,7 +177,7 @@ def job_token_for(services: Any, task_id: str, *, expires_in: float = 600, lease
     job_id = f"job_{secrets.token_hex(6)}"
     bound = task.model_copy(update={"job_id": job_id, "dispatch_seq": task.dispatch_seq + 1,
                                     "version": task.version + 1})
-    services.store.replace_task(bound, task.version)
+    services.repos.tasks.replace(bound, task.version)
     code = services.keys.issue_launch_code(bound, job_id, claim_id=bound.claim_id,
                                            expires_at=clock.plus_seconds(clock.now_iso(), 600),
                                            token_seconds=int(expires_in))

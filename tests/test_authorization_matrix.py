@@ -34,8 +34,8 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from chalicelib.adapters import keys as store_keys
-from chalicelib.adapters.dynamo import serialize
+from chalicelib.adapters.dynamodb import keyspace as store_keys
+from chalicelib.adapters.dynamodb.codec import serialize
 from chalicelib.domain import clock, pipeline
 from chalicelib.domain.auth import Principal
 from chalicelib.domain.models import ClaimRequest, KeyCreate, PrincipalKind, TaskStatus
@@ -193,14 +193,14 @@ class World:
 def launch_code_for(services: Any, task_id: str, *, token_seconds: int = 600) -> tuple[str, str]:
     """(job_id, launch code) of a new job of ``task_id``, made as ``job_token_for`` makes one (the task
     claimed for the job, or its live claim taken as the job's), but not redeemed."""
-    task = services.store.get_task(task_id)
+    task = services.repos.tasks.get(task_id)
     if task.status != TaskStatus.in_progress or not pipeline.lease_is_live(task, clock.now_iso()):
         task, _ = services.tasks.claim(SETUP, ClaimRequest(stage=task.stage, agent_id="job-setup", task_id=task_id,
                                                            lease_seconds=600))
     job_id = f"job_{secrets.token_hex(6)}"
     bound = task.model_copy(update={"job_id": job_id, "dispatch_seq": task.dispatch_seq + 1,
                                     "version": task.version + 1})
-    services.store.replace_task(bound, task.version)
+    services.repos.tasks.replace(bound, task.version)
     code = services.keys.issue_launch_code(bound, job_id, claim_id=bound.claim_id,
                                            expires_at=clock.plus_seconds(clock.now_iso(), 600),
                                            token_seconds=token_seconds)
@@ -554,12 +554,12 @@ def test_a_job_token_claims_only_its_own_task(world: World):
     # heartbeat clock starts at launch), so its task is in progress under the job's claim from the start:
     # that replaces the former "own is still queued" check; "nothing was claimed instead" is now "the
     # job's claim is unchanged".
-    launched = world.services.store.get_task(own)
+    launched = world.services.repos.tasks.get(own)
     assert launched.status.value == "in_progress" and launched.claim_id
     named_other = token.post("/queue/claim", {"stage": "dev", "agent_id": "j", "task_id": other})
     assert named_other.status_code == 404
-    assert world.services.store.get_task(other).status.value == "queued"
-    after = world.services.store.get_task(own)
+    assert world.services.repos.tasks.get(other).status.value == "queued"
+    after = world.services.repos.tasks.get(own)
     assert (after.status, after.claim_id, after.claimed_by) == (launched.status, launched.claim_id, launched.claimed_by)
     # its claim call, naming no task or naming its own, gets the job's own claim back (a re-claim)
     claimed = token.post("/queue/claim", {"stage": "dev", "agent_id": "j"})
@@ -567,13 +567,13 @@ def test_a_job_token_claims_only_its_own_task(world: World):
     assert claimed.data["claim"]["claim_id"] == launched.claim_id
     named_own = token.post("/queue/claim", {"stage": "dev", "agent_id": "j", "task_id": own})
     assert named_own.status_code == 200 and named_own.data["claim"]["claim_id"] == launched.claim_id
-    assert world.services.store.get_task(own).claim_id == launched.claim_id
+    assert world.services.repos.tasks.get(own).claim_id == launched.claim_id
 
 
 def test_a_job_token_dies_when_its_task_is_advanced(world: World):
     task_id = world.fresh_task()
     token = world.as_(world.job_token(task_id))
-    claim_id = world.services.store.get_task(task_id).claim_id
+    claim_id = world.services.repos.tasks.get(task_id).claim_id
     advanced = token.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": "pass"})
     assert advanced.status_code == 200 and advanced.data["stage"] == "qa", advanced.data
     for response in (token.get(f"/tasks/{task_id}"), token.post(f"/tasks/{task_id}/handoffs", HANDOFF)):
@@ -585,7 +585,7 @@ def test_a_job_token_dies_when_its_lease_expires(world: World, monkeypatch):
     """Time is faked as in tests/test_leases.py (``clock.now_iso``, which the services read): no sleeps."""
     task_id = world.fresh_task()
     token = world.as_(job_token_for(world.services, task_id, expires_in=3600, lease_seconds=60))
-    lease = world.services.store.get_task(task_id).lease_expires_at
+    lease = world.services.repos.tasks.get(task_id).lease_expires_at
     assert lease is not None
     real_now = clock.now_iso
     monkeypatch.setattr(clock, "now_iso", lambda: clock.plus_seconds(lease, -1))
@@ -626,7 +626,7 @@ def test_a_launch_code_is_redeemed_once_for_its_jobs_token(world: World):
     assert launch.post("/jobs/job_000000000000/token").status_code == 404
     redeemed = launch.post(f"/jobs/{job_id}/token")
     assert redeemed.status_code == 201, redeemed.data
-    task = world.services.store.get_task(task_id)
+    task = world.services.repos.tasks.get(task_id)
     assert set(redeemed.data) == {"token", "expires_at", "job_id", "task_id", "stage", "claim_id"}
     assert (redeemed.data["job_id"], redeemed.data["task_id"], redeemed.data["stage"], redeemed.data["claim_id"]) \
         == (job_id, task_id, "dev", task.claim_id)
@@ -643,7 +643,7 @@ def test_a_launch_code_does_nothing_but_redeem_itself(world: World):
     task_id = world.fresh_task()
     job_id, code = world.launch_code(task_id)
     launch = world.as_(code)
-    claim_id = world.services.store.get_task(task_id).claim_id
+    claim_id = world.services.repos.tasks.get(task_id).claim_id
     calls = (("GET", f"/tasks/{task_id}", None), ("GET", f"/tasks/{task_id}/context", None),
              ("POST", "/queue/claim", {"stage": "dev", "agent_id": "l", "task_id": task_id}),
              ("POST", f"/tasks/{task_id}/heartbeat", {"claim_id": claim_id}),
@@ -666,7 +666,7 @@ def test_a_launch_code_does_nothing_but_redeem_itself(world: World):
 def test_a_launch_code_of_a_job_that_ended_buys_nothing(world: World):
     task_id = world.fresh_task()
     job_id, code = world.launch_code(task_id)
-    claim_id = world.services.store.get_task(task_id).claim_id
+    claim_id = world.services.repos.tasks.get(task_id).claim_id
     assert world.admin.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": "pass"}).status_code == 200
     refused = world.as_(code).post(f"/jobs/{job_id}/token")
     assert refused.status_code == 401 and refused.data["error"]["code"] == "job_ended", refused.data
@@ -688,7 +688,7 @@ def test_an_agent_writes_evidence_only_under_a_live_claim_of_that_task(world: Wo
         refused = write(claim)
         assert refused.status_code == 409 and refused.data["error"]["code"] == "claim_not_held", refused.data
     assert write(claim_id).status_code == 201
-    lease = world.services.store.get_task(task_id).lease_expires_at
+    lease = world.services.repos.tasks.get(task_id).lease_expires_at
     monkeypatch.setattr(clock, "now_iso", lambda: clock.plus_seconds(lease, 1))
     assert write(claim_id).status_code == 409                  # the lease expired: the claim is not live
     monkeypatch.undo()

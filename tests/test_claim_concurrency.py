@@ -73,8 +73,8 @@ def server_services() -> Iterator[Any]:
                 os.environ.pop("AWS_ENDPOINT_URL", None)
             else:
                 os.environ["AWS_ENDPOINT_URL"] = saved
-        assert services.store.client.meta.endpoint_url == url
-        create_table(services.store.client, settings.table_name)
+        assert services.repos.client.meta.endpoint_url == url
+        create_table(services.repos.client, settings.table_name)
         yield services
 
 
@@ -84,7 +84,7 @@ def admin(server_services) -> Any:
 
 
 def make_run(services: Any, admin: Any, project_id: str, tasks: int, stages: list[str]) -> Any:
-    if services.store.get_project(project_id) is None:
+    if services.repos.projects.get(project_id) is None:
         services.projects.create(admin, ProjectCreate(id=project_id, name=project_id,
                                                       repository_url=f"https://example.com/{project_id}.git"))
     body = {"title": f"{tasks} tasks", "stages": stages, "deploy_gate": False,
@@ -100,7 +100,7 @@ def claim_request(agent_id: str, project_id: str, stage: str = "dev") -> ClaimRe
 def all_events(services: Any, run_id: str) -> list[Any]:
     events, after = [], 0
     while True:
-        page = services.store.list_events(run_id, after, 200)
+        page = services.repos.audit.events_after(run_id, after, 200)
         events += page
         if len(page) < 200:
             return events
@@ -133,7 +133,7 @@ def test_twenty_agents_drain_the_queue_without_a_double_claim(server_services, a
     counts = Counter(task_id for task_id, _, _ in claims)
     doubles = {task_id: n for task_id, n in counts.items() if n > 1}
     assert doubles == {}, f"{len(doubles)} tasks were claimed twice"
-    stored = {t.id: t for t in services.store.iter_run_tasks(run.id)}
+    stored = {t.id: t for t in services.repos.tasks.of_run(run.id)}
     assert len(stored) == TASKS
     # A task claimed in the table that no claimer was told about would be an orphaned claim (a
     # write that succeeded while its caller saw a failure).
@@ -167,19 +167,19 @@ def test_twenty_agents_drain_the_queue_without_a_double_claim(server_services, a
 def test_two_claimers_of_one_read_exactly_one_wins(server_services, admin):
     services = server_services
     run = make_run(services, admin, "duel", 1, ["dev"])
-    (only,) = list(services.store.iter_run_tasks(run.id))
-    first_read = services.store.get_task(only.id)
-    second_read = services.store.get_task(only.id)
+    (only,) = list(services.repos.tasks.of_run(run.id))
+    first_read = services.repos.tasks.get(only.id)
+    second_read = services.repos.tasks.get(only.id)
     assert first_read == second_read
 
     task, claim = services.tasks._claim_one(admin, first_read, claim_request("winner", "duel"))
     assert task.claimed_by == "winner"
-    before = services.store.get_task(only.id)
+    before = services.repos.tasks.get(only.id)
     events_before = all_events(services, run.id)
     with pytest.raises(ConflictError):
         services.tasks._claim_one(admin, second_read, claim_request("loser", "duel"))
 
-    after = services.store.get_task(only.id)
+    after = services.repos.tasks.get(only.id)
     assert after == before
     assert (after.claimed_by, after.claim_id, after.version) == ("winner", claim.claim_id, 2)
     assert all_events(services, run.id) == events_before
@@ -188,24 +188,24 @@ def test_two_claimers_of_one_read_exactly_one_wins(server_services, admin):
 
 def test_the_store_applies_only_the_first_of_two_writes_from_the_same_read(server_services, admin):
     services = server_services
-    store = services.store
+    repos = services.repos
     run = make_run(services, admin, "duel", 1, ["dev"])
-    (read,) = list(store.iter_run_tasks(run.id))
+    (read,) = list(repos.tasks.of_run(run.id))
     now = clock.now_iso()
     results = []
     for agent in ("a", "b"):
         after, transition = pipeline.claim(read, stage=Stage.dev, agent_id=agent, claim_id=f"clm_{agent}",
                                            now=now, lease_seconds=60)
         try:
-            store.commit(run_id=run.id, actor="test", action=transition.action, entity=f"task:{read.id}",
-                         data={"agent_id": agent}, operations=[store.task_put_op(after, read.version)],
-                         counters=counter_deltas(transition))
+            repos.audit.commit(run_id=run.id, actor="test", action=transition.action, entity=f"task:{read.id}",
+                               data={"agent_id": agent}, operations=[repos.tasks.replace_op(after, read.version)],
+                               counters=counter_deltas(transition))
             results.append(agent)
         except ConflictError as error:
             assert error.code == "stale_version"
             results.append("conflict")
     assert results == ["a", "conflict"]
-    stored = store.get_task(read.id)
+    stored = repos.tasks.get(read.id)
     assert (stored.claimed_by, stored.claim_id, stored.version) == ("a", "clm_a", read.version + 1)
     progress = services.runs.progress(admin, run.id)
     assert (progress.by_status["queued"], progress.by_status["in_progress"]) == (0, 1)
@@ -218,20 +218,20 @@ def test_a_claimer_that_loses_the_race_takes_the_next_candidate(server_services,
     run = make_run(services, admin, "relay", 2, ["dev"])
     request = claim_request("loser", "relay")
     # Both claimers read the queue before either writes: the loser's view is taken first.
-    stale_view = services.store.queue_candidates("relay", "dev", 10, run_id=run.id)
+    stale_view = services.repos.tasks.queued("relay", "dev", 10)
     assert len(stale_view) == 2
     won_task, _ = services.tasks.claim(admin, claim_request("winner", "relay"))
     other = next(t for t in stale_view if t.id != won_task.id)
 
     # The loser still sees both (equal priority: tried in either order); whichever it tries
     # first, it must end up with the one the winner did not take.
-    monkeypatch.setattr(services.store, "queue_candidates", lambda *a, **kw: list(stale_view))
+    monkeypatch.setattr(services.repos.tasks, "queued", lambda *a, **kw: list(stale_view))
     claimed = services.tasks.claim(admin, request)
     assert claimed is not None
     task, _ = claimed
     assert task.id == other.id and task.claimed_by == "loser"
     monkeypatch.undo()
-    stored = {t.id: t for t in services.store.iter_run_tasks(run.id)}
+    stored = {t.id: t for t in services.repos.tasks.of_run(run.id)}
     assert stored[won_task.id].claimed_by == "winner"
     assert stored[other.id].claimed_by == "loser"
     assert services.runs.progress(admin, run.id).by_status["in_progress"] == 2

@@ -41,7 +41,7 @@ def is_authentication(call: tuple[str, dict[str, Any]]) -> bool:
 def add_jobs(services: Any, task: dict[str, Any], count: int) -> None:
     """Stage jobs as the dispatcher records them in Step Functions mode (token included)."""
     for n in range(1, count + 1):
-        services.store.transact([services.store.job_put_op({
+        services.repos.table.transact([services.repos.jobs.create_op({
             "job_id": f"job_{n:04d}", "task_id": task["id"], "run_id": task["run_id"], "project_id": "demo",
             "dispatch": n, "stage": "dev", "iteration": 1 + n // 10, "attempt": 1, "role": "dev", "role_version": 1,
             "role_digest": "d" * 64, "executor": "container", "status": "launched", "created_at": clock.now_iso(),
@@ -106,7 +106,7 @@ def test_the_context_costs_a_fixed_number_of_round_trips_and_is_bounded_however_
     store_proof(api, services, qa_task["id"], "screenshot", PNG, "shot.png", "image/png")
     add_jobs(services, qa_task, 60)
 
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         context = services.context.get(services.keys.authenticate("Bearer " + api.key), qa_task["id"])
     operations = [operation for operation, _ in calls if not is_authentication((operation, _))]
     # task + latest jobs, handoffs, proofs, the stage's stored proofs; run/project/settings; the role
@@ -119,7 +119,7 @@ def test_the_context_costs_a_fixed_number_of_round_trips_and_is_bounded_however_
     rest = api.get(f"/tasks/{qa_task['id']}/handoffs?cursor={context.handoffs_next_cursor}&limit=200").data["items"]
     assert [h["summary"] for h in rest][0] == "round 19" and len(rest) == 31 - context_module.CONTEXT_HANDOFFS
 
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         response = api.get(f"/tasks/{qa_task['id']}/context")
     assert response.status_code == 200
     assert [op for op, params in calls if not is_authentication((op, params))] == operations

@@ -66,7 +66,7 @@ def project(stack, repository) -> str:
 
 def issued(stack: LocalStack, candidate: str) -> bool:
     """Whether ``candidate`` is a credential this stack issued (live or not)."""
-    return stack.services.store.get_api_key(hash_key(candidate)) is not None
+    return stack.services.repos.credentials.get(hash_key(candidate)) is not None
 
 
 def report_lines(text: str) -> list[tuple[str, str, str]]:

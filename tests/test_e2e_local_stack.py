@@ -152,7 +152,7 @@ def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack
     wait_for(lambda: admin.get(f"/tasks/{task['id']}/context")["attempts"], "the stage job to be dispatched")
     pinned_version = admin.get(f"/tasks/{task['id']}/context")["role"]["version"]
     store = stack.services.store
-    from chalicelib.adapters import keys
+    from chalicelib.adapters.dynamodb import keyspace as keys
 
     store.client.update_item(TableName=store.table, Key={k: {"S": v} for k, v in keys.role_version(
         "dev", pinned_version).items()}, UpdateExpression="SET prompt = :p",

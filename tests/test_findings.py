@@ -205,10 +205,10 @@ def test_a_real_bandit_sarif_becomes_the_expected_fix_tasks_and_twice_creates_no
     assert [e["action"] for e in events].count("findings.reported") == 3
     # Each finding's record names its fix task, written in the task's own transaction.
     linked = {t["id"] for t in created}
-    from chalicelib.adapters import keys as table_keys
+    from chalicelib.adapters.dynamodb import keyspace as table_keys
 
-    found = services.store.client.query(
-        TableName=services.store.table, KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
+    found = services.repos.client.query(
+        TableName=services.repos.table.name, KeyConditionExpression="pk = :p AND begins_with(sk, :s)",
         ExpressionAttributeValues={":p": {"S": table_keys.finding(sec_task["run_id"], "x")["pk"]},
                                    ":s": {"S": table_keys.finding(sec_task["run_id"], "")["sk"]}})["Items"]
     assert {item["fix_task_id"]["S"] for item in found} == linked
@@ -297,28 +297,28 @@ def test_agents_of_other_projects_cannot_report_on_the_task(api, sec_task):
 def test_a_finding_reported_concurrently_creates_one_task(api, services, sec_task, monkeypatch):
     body = {"findings": [{"title": "Open redirect", "severity": "high", "file": "r.py", "line": 2}]}
     assert len(report(api, sec_task["id"], body).data["created_tasks"]) == 1
-    real = services.evidence.finding_records
+    real = services.repos.findings.records
     reads = []
 
     def stale_then_real(run_id, keys):
         reads.append(run_id)
         return {} if len(reads) == 1 else real(run_id, keys)   # the first read misses the other writer's record
 
-    monkeypatch.setattr(services.evidence, "finding_records", stale_then_real)
+    monkeypatch.setattr(services.repos.findings, "records", stale_then_real)
     second = report(api, sec_task["id"], body).data
     assert second["created_tasks"] == [] and second["already_reported"] == 1
     assert len(reads) == 2                                      # the failed condition was read back
     assert api.get(f"/runs/{sec_task['run_id']}").data["progress"]["total"] == 2
-    assert services.evidence.fix_count(sec_task["run_id"]) == 1
+    assert services.repos.findings.fix_count(sec_task["run_id"]) == 1
 
 
 def test_the_ceiling_holds_when_another_writer_took_the_last_slot(api, services, project, monkeypatch):
     run = start_run(api, tasks=1, stages=["dev", "sec"], ceilings={"max_fix_tasks": 1})
     task = api.get(f"/runs/{run['id']}/tasks").data["items"][0]
     assert len(report(api, task["id"], {"findings": [{"title": "one", "severity": "high"}]}).data["created_tasks"]) == 1
-    real = services.evidence.fix_count
+    real = services.repos.findings.fix_count
     reads = []
-    monkeypatch.setattr(services.evidence, "fix_count",
+    monkeypatch.setattr(services.repos.findings, "fix_count",
                         lambda run_id: (reads.append(run_id), 0 if len(reads) == 1 else real(run_id))[1])
     result = report(api, task["id"], {"findings": [{"title": "two", "severity": "high"}]}).data
     assert result["created_tasks"] == [] and result["over_ceiling"] == 1

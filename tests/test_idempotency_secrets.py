@@ -18,7 +18,7 @@ KEY_SHAPED = "bt_" + "A" * 43
 
 
 def idempotency_items(services: Any) -> list[dict[str, Any]]:
-    client, table = services.store.client, services.settings.idempotency_table
+    client, table = services.repos.client, services.settings.idempotency_table
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:

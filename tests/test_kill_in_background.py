@@ -65,7 +65,7 @@ def test_a_kill_is_one_transaction_and_the_dispatcher_cancels_the_rest(sfn_api, 
     run = api.post("/projects/demo/runs", {"title": "big", "stages": ["dev"],
                                            "tasks": [{"title": f"t{i}"} for i in range(100)]}).data
     queued_messages(sqs, url)                                           # the run's fill request
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         killed = api.delete(f"/runs/{run['id']}")
     assert killed.status_code == 200 and killed.data["status"] == "killed"
     assert len(calls) <= 6, [op for op, _ in calls]                     # no per-task work in the request

@@ -55,20 +55,20 @@ def big_run(services, admin_key) -> tuple[Any, Any]:
 
 
 def recount(services, run_id: str) -> tuple[Counter, Counter]:
-    tasks = list(services.store.iter_run_tasks(run_id))
+    tasks = list(services.repos.tasks.of_run(run_id))
     return Counter(t.stage.value for t in tasks), Counter(t.status.value for t in tasks)
 
 
 def test_the_hook_counts_calls(services):
-    with dynamodb_calls(services.store.client) as calls:
-        services.store.get_project("nope")
-        services.store.list_events("run_X", 0, 5)
+    with dynamodb_calls(services.repos.client) as calls:
+        services.repos.projects.get("nope")
+        services.repos.audit.events_after("run_X", 0, 5)
     assert calls == ["GetItem", "Query"]
 
 
 def test_progress_of_a_thousand_tasks_is_one_getitem(api, services, big_run):
     admin, run = big_run
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         progress = services.runs.progress(admin, run.id)
     assert calls == ["GetItem"]
     assert progress.total == TASKS
@@ -81,7 +81,7 @@ def test_progress_of_a_thousand_tasks_is_one_getitem(api, services, big_run):
     assert stages == Counter({"dev": TASKS}) and statuses == Counter({"queued": TASKS})
 
     # over HTTP: the bearer key's lookup, then the same single read
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         response = api.get(f"/runs/{run.id}/progress")
     assert response.status_code == 200, response.data
     assert calls == ["GetItem", "GetItem"]
@@ -108,7 +108,7 @@ def test_the_counters_follow_claims_advances_and_stage_changes(services, big_run
     finished = services.tasks.set_stage(admin, s1, parse(SetStageRequest, stage="complete", reason="done by hand"))
     assert (finished.stage, finished.status) == (Stage.complete, TaskStatus.done)
 
-    with dynamodb_calls(services.store.client) as calls:
+    with dynamodb_calls(services.repos.client) as calls:
         progress = services.runs.progress(admin, run.id)
     assert calls == ["GetItem"]
     assert progress.total == TASKS
@@ -118,4 +118,4 @@ def test_the_counters_follow_claims_advances_and_stage_changes(services, big_run
     stages, statuses = recount(services, run.id)
     assert stages == Counter({k: v for k, v in progress.by_stage.items() if v})
     assert statuses == Counter({k: v for k, v in progress.by_status.items() if v})
-    assert services.store.get_task(kept).status == TaskStatus.in_progress
+    assert services.repos.tasks.get(kept).status == TaskStatus.in_progress

@@ -187,7 +187,7 @@ def test_size_limits_are_configurable(monkeypatch):
     assert size_limit("log", settings.proof_size_limits) == MB
     assert size_limit("log", {}) == 50 * MB
     with pytest.raises(ValueError):
-        ProofService(None, None, None, None, None, None, size_limits={"videos": 1})
+        ProofService(None, None, None, None, None, size_limits={"videos": 1})
     monkeypatch.setenv("BATON_PROOF_SIZE_LIMITS", "screenshot=lots")
     with pytest.raises(ValueError):
         Settings.from_env()
@@ -422,9 +422,9 @@ def server_api(moto_server) -> Iterator[tuple[Api, Any]]:
     import app as app_module
 
     services = moto_server.services
-    assert services.store.client.meta.endpoint_url == moto_server.url
+    assert services.repos.client.meta.endpoint_url == moto_server.url
     # (re)created per test: an in-process moto test of another module resets moto's shared backends
-    create_table(services.store.client, services.settings.table_name)
+    create_table(services.repos.client, services.settings.table_name)
     s3 = services.proofs.objects.client
     if services.settings.bucket not in [b["Name"] for b in s3.list_buckets().get("Buckets", [])]:
         s3.create_bucket(Bucket=services.settings.bucket)

@@ -92,7 +92,7 @@ def test_a_job_token_used_after_its_advance_is_401_and_cannot_pass_the_next_stag
     services = api_services(api)
     task = first_task(api, run)
     token = api.as_key(job_token_for(services, task["id"]))
-    claim_id = services.store.get_task(task["id"]).claim_id
+    claim_id = services.repos.tasks.get(task["id"]).claim_id
     assert token.post(f"/tasks/{task['id']}/handoffs", handoff()).status_code == 201   # its claim is bound in
     assert token.post(f"/tasks/{task['id']}/advance", {"claim_id": claim_id, "result": "pass"}).status_code == 200
     after = token.post("/queue/claim", {"stage": "qa", "agent_id": "me-again", "task_id": task["id"]})
@@ -110,11 +110,11 @@ def test_a_job_token_dies_with_its_lease_and_a_launch_code_buys_one_token_once(a
     assert token.get(f"/tasks/{task['id']}").status_code == 401
 
     other = api.get(f"/runs/{run['id']}/tasks").data["items"][1]
-    claimed = services.store.get_task(other["id"])
+    claimed = services.repos.tasks.get(other["id"])
     setup = api.post("/queue/claim", {"stage": "dev", "agent_id": "job-x", "task_id": other["id"]}).data
-    claimed = services.store.get_task(other["id"])
+    claimed = services.repos.tasks.get(other["id"])
     bound = claimed.model_copy(update={"job_id": "job_x", "version": claimed.version + 1})
-    services.store.replace_task(bound, claimed.version)
+    services.repos.tasks.replace(bound, claimed.version)
     code = services.keys.issue_launch_code(bound, "job_x", claim_id=setup["claim"]["claim_id"],
                                            expires_at=clock.plus_seconds(clock.now_iso(), 300), token_seconds=600)
     launch = api.as_key(code)
@@ -136,7 +136,7 @@ def test_run_id_alone_claims_for_every_principal_and_reads_only_that_run(api, ag
     small = start_run(api, tasks=3, stages=["dev"])
     services = api_services(api)
     for who in (api, agent):
-        with dynamodb_calls(services.store.client) as calls:
+        with dynamodb_calls(services.repos.client) as calls:
             response = who.post("/queue/claim", {"stage": "dev", "agent_id": "x", "run_id": small["id"]})
         assert response.status_code == 200 and response.data["task"]["run_id"] == small["id"]
         queries = [params for op, params in calls if op == "Query"]

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional, TypeVar
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
-from ..adapters.dynamo import Page
+from ..adapters.dynamodb import Page
 from ..domain.auth import Principal
 from ..domain.errors import (BatonError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError,
                              PayloadTooLargeError, RuleViolationError, UnauthenticatedError)

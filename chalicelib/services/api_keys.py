@@ -11,7 +11,7 @@ import hmac
 import secrets
 from typing import Any, Optional
 
-from ..adapters.dynamo import BatonStore, Page
+from ..adapters.dynamodb import Page, Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError, UnauthenticatedError
@@ -28,15 +28,15 @@ def hash_key(key: str) -> str:
 
 
 class KeyService:
-    def __init__(self, store: BatonStore):
-        self.store = store
+    def __init__(self, repos: Repositories):
+        self.repos = repos
 
     def issue(self, request: KeyCreate, created_by: str) -> tuple[ApiKey, str]:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
         api_key = ApiKey(id=new_id("key"), name=request.name, principal=request.principal,
                          project_ids=sorted(set(request.project_ids)), created_at=clock.now_iso(),
                          created_by=created_by)
-        self.store.create_api_key(hash_key(key), api_key)
+        self.repos.credentials.create_api_key(hash_key(key), api_key)
         return api_key, key
 
     def create(self, principal: Principal, request: KeyCreate) -> tuple[ApiKey, str]:
@@ -48,7 +48,7 @@ class KeyService:
         credential for anything but ``POST /jobs/{job_id}/token``, and only once: whoever sees it
         after the runner redeemed it (ECS overrides, a process list) holds nothing."""
         code = LAUNCH_CODE_PREFIX + secrets.token_urlsafe(32)
-        self.store.create_launch_code(hash_key(code), name=f"launch:{job_id}", project_id=task.project_id,
+        self.repos.credentials.create_launch_code(hash_key(code), name=f"launch:{job_id}", project_id=task.project_id,
                                       task_id=task.id, job_id=job_id, stage=task.stage.value,
                                       dispatch=task.dispatch_seq, claim_id=claim_id, expires_at=expires_at,
                                       token_seconds=token_seconds)
@@ -60,9 +60,9 @@ class KeyService:
         authorize(principal, Action.redeem_launch_code)
         if principal.job_id != job_id:
             raise NotFoundError(f"job {job_id} not found")
-        launch = self.store.get_api_key(principal.key_id) or {}
+        launch = self.repos.credentials.get(principal.key_id) or {}
         now = clock.now_iso()
-        task = self.store.get_task(str(launch.get("task_id")))
+        task = self.repos.tasks.get(str(launch.get("task_id")))
         if task is None or not job_is_live(task, launch, now):
             raise UnauthenticatedError("the job this launch code was made for has ended (advanced, re-dispatched, "
                                        "killed, or its launch window passed)", code="job_ended")
@@ -70,7 +70,7 @@ class KeyService:
         expires_at = clock.plus_seconds(now, int(launch.get("token_seconds") or 3600))
         api_key = ApiKey(id=new_id("key"), name=f"job:{job_id}", principal=PrincipalKind.agent,
                          project_ids=[task.project_id], created_at=now, created_by="launch-code")
-        self.store.redeem_launch_code(principal.key_id, hash_key(token), api_key, launch=launch,
+        self.repos.credentials.redeem_launch_code(principal.key_id, hash_key(token), api_key, launch=launch,
                                       expires_at=expires_at, now=now)
         return {"token": token, "expires_at": expires_at, "job_id": job_id, "task_id": task.id,
                 "stage": task.stage.value, "claim_id": launch["claim_id"]}
@@ -81,16 +81,16 @@ class KeyService:
 
     def list(self, principal: Principal, limit: int, cursor: Optional[str]) -> Page:
         authorize(principal, Action.manage_keys)
-        return self.store.list_api_keys(limit, cursor)
+        return self.repos.credentials.list_api_keys(limit, cursor)
 
     def revoke(self, principal: Principal, key_id: str) -> ApiKey:
         authorize(principal, Action.manage_keys)
-        item = self.store.find_api_key(key_id) if is_valid_id(key_id, "key") else None
+        item = self.repos.credentials.find_api_key(key_id) if is_valid_id(key_id, "key") else None
         if item is None:
             raise NotFoundError(f"api key {key_id} not found")
         revoked_at = item.get("revoked_at") or clock.now_iso()
         if not item.get("revoked_at"):
-            self.store.revoke_api_key(item["key_hash"], revoked_at)
+            self.repos.credentials.revoke(item["key_hash"], revoked_at)
         return ApiKey(**{**{k: v for k, v in item.items() if k in ApiKey.model_fields}, "revoked_at": revoked_at})
 
     def authenticate(self, authorization: Optional[str]) -> Principal:
@@ -108,7 +108,7 @@ class KeyService:
         if scheme.lower() != "bearer" or not token.startswith((KEY_PREFIX, LAUNCH_CODE_PREFIX)) or len(token) > 200:
             raise UnauthenticatedError("the API key is not valid; check BATON_API_KEY", code="invalid_credentials")
         digest = hash_key(token)
-        item = self.store.get_api_key(digest)
+        item = self.repos.credentials.get(digest)
         if item is None or not hmac.compare_digest(item.get("key_hash", ""), digest) or item.get("revoked_at"):
             raise UnauthenticatedError("the API key is not valid or was revoked; ask an admin for a new key",
                                        code="invalid_credentials")
@@ -131,7 +131,7 @@ class KeyService:
                              project_ids=item.get("project_ids", []), task_id=item["task_id"],
                              job_id=item["job_id"], claim_id=item["claim_id"], launch_code=True)
         if kind == "job_token":
-            task = self.store.get_task(item["task_id"])
+            task = self.repos.tasks.get(item["task_id"])
             if task is None or not job_is_live(task, item, now):
                 raise UnauthenticatedError("the job this token was issued for has ended (advanced, re-dispatched, "
                                            "killed, or its lease expired); a job token dies with its job",

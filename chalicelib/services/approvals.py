@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.dynamo import BatonStore, RunEffect
+from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError
@@ -17,6 +17,7 @@ from ..domain.models import (GATES, Approval, ApprovalDecision, ApprovalRequest,
 from . import outbox
 from .lifecycle import answer_run_wait
 from .runs import RunService
+from .tasks import TaskService
 
 
 def to_approval(item: dict[str, Any]) -> Approval:
@@ -24,19 +25,20 @@ def to_approval(item: dict[str, Any]) -> Approval:
 
 
 class ApprovalService:
-    def __init__(self, store: BatonStore, runs: RunService):
-        self.store = store
+    def __init__(self, repos: Repositories, runs: RunService, tasks: TaskService):
+        self.repos = repos
         self.runs = runs
+        self.tasks = tasks
 
     def list(self, principal: Principal, run_id: str) -> list[Approval]:
         self.runs.run_item(principal, run_id)
-        return [to_approval(i) for i in self.store.list_approvals(run_id)]
+        return [to_approval(i) for i in self.repos.approvals.of_run(run_id)]
 
     def decide(self, principal: Principal, run_id: str, gate: str, request: ApprovalRequest) -> Approval:
         item = self.runs.run_item(principal, run_id, Action.decide_approval)
         if gate not in GATES:
             raise NotFoundError(f"gate {gate!r} does not exist; gates are {', '.join(GATES)}")
-        current = self.store.get_approval(run_id, gate)
+        current = self.repos.approvals.get(run_id, gate)
         if current is None or current["status"] != ApprovalStatus.pending.value:
             state = "not requested yet" if current is None else current["status"]
             raise ConflictError(f"the {gate} gate of run {run_id} is {state}; only a pending gate can be decided",
@@ -47,8 +49,7 @@ class ApprovalService:
                    "status": (ApprovalStatus.approved if approve else ApprovalStatus.rejected).value,
                    "decision": request.decision.value, "decided_by": principal.actor, "decided_at": now,
                    "comment": request.comment}
-        approval_op = self.store.approval_put_op(decided, "#st = :pending", {":pending": "pending"})
-        approval_op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        approval_op = self.repos.approvals.decide_op(decided)
         records = []
         if current.get("token"):
             records.append(outbox.record("task_success", token=current["token"],
@@ -60,7 +61,7 @@ class ApprovalService:
                 raise ConflictError(f"run {run_id} is {run['status']}, not awaiting approval", code="run_not_waiting")
 
         if approve:
-            task, committed = self.runs.create_task(
+            task, committed = self.tasks.create(
                 item, title=f"Release: {item['title']}"[:200], description=f"Deploy the work of run {run_id}, "
                 f"approved by {principal.actor}. {request.comment}"[:10_000], priority=10,
                 source=TaskSource.release, parent_task_id=None, actor=principal.actor, operations=operations,
@@ -73,7 +74,7 @@ class ApprovalService:
                 effect.outbox += answer_run_wait(run, effect, RunStatus.failed)
                 return effect
 
-            committed = self.store.commit(run_id=run_id, actor=principal.actor, action="approval.rejected",
+            committed = self.repos.audit.commit(run_id=run_id, actor=principal.actor, action="approval.rejected",
                                           entity=f"run:{run_id}", data={"gate": gate}, operations=operations,
                                           run_item=item, on_run=reject)
             self.runs.outbox.deliver(committed.effect.outbox)

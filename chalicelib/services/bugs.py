@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..adapters.dynamo import BatonStore
-from ..adapters.evidence_store import EvidenceStore
+from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
@@ -20,7 +19,8 @@ from ..domain.ids import is_valid_id, new_id
 from ..domain.models import TERMINAL_RUN_STATUSES, PrincipalKind, RunCreate, RunStatus, Task, TaskSource
 from .projects import ProjectService
 from .proofs import PROOF_PREFIX, cited_proofs
-from .runs import RunService, require_open_run
+from .runs import RunService
+from .tasks import TaskService, require_open_run
 
 BACKLOG_ATTEMPTS = 3
 
@@ -36,22 +36,22 @@ def _usable_backlog(item: Any) -> bool:
 
 
 class BugService:
-    def __init__(self, store: BatonStore, evidence: EvidenceStore, projects: ProjectService, runs: RunService):
-        self.store = store
-        self.evidence = evidence
+    def __init__(self, repos: Repositories, projects: ProjectService, runs: RunService, tasks: TaskService):
+        self.repos = repos
         self.projects = projects
         self.runs = runs
+        self.tasks = tasks
 
     def report(self, principal: Principal, project_id: str, request: BugReport) -> Task:
         self.projects.get(principal, project_id, Action.report_bug)
-        attachments = cited_proofs(self.evidence, request.proof_ids, owner=f"project {project_id}", when="first",
+        attachments = cited_proofs(self.repos.proofs, request.proof_ids, owner=f"project {project_id}", when="first",
                                    belongs=lambda proof: proof.project_id == project_id)
         description = (f"{request.description}\n\n" if request.description else "") + \
             f"Severity: {request.severity.value}\nReported by {principal.actor}."
         for _attempt in range(BACKLOG_ATTEMPTS):
             run_item = self._run_for(principal, project_id, request)
             try:
-                task, _ = self.runs.create_task(run_item, title=request.title, description=description[:10_000],
+                task, _ = self.tasks.create(run_item, title=request.title, description=description[:10_000],
                                                 priority=SEVERITY_PRIORITY[request.severity],
                                                 source=TaskSource.bug_report, parent_task_id=None,
                                                 actor=principal.actor,
@@ -93,15 +93,15 @@ class BugService:
 
     def _backlog_run(self, project_id: str) -> dict[str, Any]:
         for _attempt in range(BACKLOG_ATTEMPTS):
-            current = self.evidence.backlog_run_id(project_id)
+            current = self.repos.projects.backlog_run_id(project_id)
             if current:
-                item = self.store.get_run_item(current)
+                item = self.repos.runs.get_item(current)
                 if _usable_backlog(item):
                     return item  # type: ignore[return-value]
             system = backlog_principal(project_id)
             run = self.runs.start(system, project_id, RunCreate(title=f"Backlog of {project_id}: bug reports"))
-            if self.evidence.set_backlog_run(project_id, run.id, current, clock.now_iso()):
-                return self.store.get_run_item(run.id) or {}
+            if self.repos.projects.set_backlog_run(project_id, run.id, current, clock.now_iso()):
+                return self.repos.runs.get_item(run.id) or {}
             self.runs.kill(system, run.id)  # another report started the backlog first: use theirs
         raise ConflictError("the project's backlog run kept changing; report the bug again", code="busy")
 
@@ -115,4 +115,4 @@ class BugService:
                                            "stage": task.stage.value, "iteration": task.iteration, "created_at": now,
                                            "attached_from": proof.id})
                   for proof in proofs]
-        return [op for copy in copies for op in self.evidence.proof_create_ops(copy)]
+        return [op for copy in copies for op in self.repos.proofs.create_ops(copy)]

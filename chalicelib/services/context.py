@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..adapters import keys
-from ..adapters.dynamo import item_to_project, item_to_run, item_to_task
-from ..adapters.evidence_store import EvidenceStore, item_to_handoff, item_to_proof
+from ..adapters.dynamodb import Repositories
+from ..adapters.dynamodb.runs import item_to_run
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
 from ..domain.evidence import Attempt, ProofView, RoleView, StageRequirements, TaskContext, missing_proofs
@@ -39,30 +38,26 @@ def attempt_view(job: dict[str, Any]) -> Attempt:
 
 
 class ContextService:
-    def __init__(self, evidence: EvidenceStore, roles: RoleService, proofs: ProofService):
-        self.evidence = evidence
+    def __init__(self, repos: Repositories, roles: RoleService, proofs: ProofService):
+        self.repos = repos
         self.roles = roles
         self.proofs = proofs
 
     def get(self, principal: Principal, task_id: str) -> TaskContext:
-        meta, jobs = self.evidence.task_head(task_id, CONTEXT_ATTEMPTS) if is_valid_id(task_id, "task") else (None, [])
-        if meta is None:
+        task, jobs = self.repos.tasks.with_latest_jobs(task_id, CONTEXT_ATTEMPTS) if is_valid_id(task_id, "task") \
+            else (None, [])
+        if task is None:
             raise NotFoundError("task not found")
-        task = item_to_task(meta)
         authorize(principal, Action.work, project_id=task.project_id, task_id=task.id, what="task")
         attempts = [attempt_view(i) for i in jobs]
-        handoff_page = self.evidence.list_handoffs(task.id, CONTEXT_HANDOFFS, None)
+        handoff_page = self.repos.handoffs.of_task(task.id, CONTEXT_HANDOFFS, None)
         handoffs, handoffs_cursor = within_budget(handoff_page.items, CONTEXT_HANDOFF_BYTES, handoff_page.next_cursor,
-                                                  self.evidence.handoff_cursor)
-        proof_page = self.evidence.list_task_proofs(task.id, CONTEXT_PROOFS, None)
+                                                  self.repos.handoffs.cursor_after)
+        proof_page = self.repos.proofs.of_task(task.id, CONTEXT_PROOFS, None)
         proofs = proof_page.items
 
-        found = self.evidence.batch_get([keys.run(task.run_id), keys.project(task.project_id),
-                                         keys.director_settings()])
-        settings = next((i for i in found if i["pk"] == keys.director_settings()["pk"]), None) or {}
-        run_item = next((i for i in found if i["pk"] == keys.run(task.run_id)["pk"]), None)
-        project_item = next((i for i in found if i["pk"] == keys.project(task.project_id)["pk"]), None)
-        if run_item is None or project_item is None:
+        run_item, project, settings = self.repos.run_project_and_settings(task.run_id, task.project_id)
+        if run_item is None or project is None:
             raise NotFoundError("the task's run or project no longer exists")
 
         role: Optional[RoleView] = None
@@ -71,7 +66,7 @@ class ContextService:
             config = self.roles.pinned_for_stage(run_item, task.stage)
             role = RoleView(role=config.role, version=config.version, digest=config.digest, prompt=config.prompt,
                             required_proofs=config.required_proofs)
-            stage_proofs = self.evidence.stored_proofs_of_stage(task.id, task.stage.value, task.iteration) \
+            stage_proofs = self.repos.proofs.stored_of_stage(task.id, task.stage.value, task.iteration) \
                 if config.required_proofs else []
             requirements = StageRequirements(
                 stage=task.stage.value, iteration=task.iteration, required_proofs=config.required_proofs,
@@ -80,7 +75,7 @@ class ContextService:
         with_images = bool(settings.get("include_images", True))
         views = [ProofView(**proof.model_dump(), **((self.proofs.view_url(proof) if with_images else None) or {}))
                  for proof in proofs]
-        return TaskContext(task=task, run=item_to_run(run_item), project=item_to_project(project_item), role=role,
+        return TaskContext(task=task, run=item_to_run(run_item), project=project, role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
                            handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor)
 

@@ -22,7 +22,7 @@ import logging
 import secrets
 from typing import Any
 
-from ..adapters.dynamo import BatonStore, RunEffect
+from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock
 from ..domain.errors import ConflictError
 from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
@@ -46,10 +46,10 @@ class LaunchError(Exception):
 
 
 class DispatchService:
-    def __init__(self, store: BatonStore, tasks: TaskService, roles: RoleService, keys: KeyService,
+    def __init__(self, repos: Repositories, tasks: TaskService, roles: RoleService, keys: KeyService,
                  outbox_: Outbox, launcher: Any, *, runs: Any = None, api_url: str = "",
                  launch_window_seconds: int = 300):
-        self.store = store
+        self.repos = repos
         self.tasks = tasks
         self.roles = roles
         self.keys = keys
@@ -73,13 +73,13 @@ class DispatchService:
     def fill(self, message: dict[str, Any]) -> None:
         run_id = message["run_id"]
         while True:
-            run_item = self.store.get_run_item(run_id)
+            run_item = self.repos.runs.get_item(run_id)
             if run_item is None or RunStatus(run_item["status"]) != RunStatus.running:
                 return
             slots = int(run_item.get("parallelism", 1)) - int(run_item.get(lifecycle.ACTIVE_COUNTER, 0) or 0)
             if slots <= 0:
                 return
-            waiting = self.store.tasks_awaiting_start(run_id, slots)
+            waiting = self.repos.tasks.awaiting_start(run_id, slots)
             if not waiting:
                 return
             for task in waiting:
@@ -88,7 +88,7 @@ class DispatchService:
 
     def _start_task(self, task: Task, run_item: dict[str, Any]) -> bool:
         """Start one task's execution; False when the run has no free slot (or stopped running)."""
-        current = self.store.get_task(task.id)
+        current = self.repos.tasks.get(task.id)
         if current is None or not current.awaiting_start:
             return True
         started = current.model_copy(update={"awaiting_start": False, "started": True,
@@ -104,9 +104,9 @@ class DispatchService:
             return RunEffect(counters={lifecycle.ACTIVE_COUNTER: 1})
 
         try:
-            self.store.commit(run_id=current.run_id, actor=ACTOR, action="task.started", entity=f"task:{current.id}",
+            self.repos.audit.commit(run_id=current.run_id, actor=ACTOR, action="task.started", entity=f"task:{current.id}",
                               data={"stage": current.stage.value},
-                              operations=[self.store.task_put_op(started, current.version),
+                              operations=[self.repos.tasks.replace_op(started, current.version),
                                           *self.outbox.operations(records)], on_run=has_slot)
         except ConflictError as error:
             return error.code == "stale_version"  # someone else started it: go on with the next one
@@ -119,7 +119,7 @@ class DispatchService:
         task_id, dispatch, attempt, token = (message["task_id"], int(message["dispatch"]),
                                              int(message.get("attempt", 1)), message["token"])
         for _ in range(5):
-            task = self.store.get_task(task_id)
+            task = self.repos.tasks.get(task_id)
             if task is None:
                 logger.error("stage job for unknown task %s dropped", task_id)
                 return
@@ -134,12 +134,12 @@ class DispatchService:
                 self._record_job(task, dispatch, attempt, token)
             except ConflictError:
                 continue  # the task moved meanwhile (an agent's last write): read it again
-            self._ensure_launched(self.store.get_task(task_id) or task, dispatch)
+            self._ensure_launched(self.repos.tasks.get(task_id) or task, dispatch)
             return
         raise ConflictError(f"task {task_id} kept changing while its job was recorded", code="busy")
 
     def _record_job(self, task: Task, dispatch: int, attempt: int, token: str) -> None:
-        run_item = self.store.get_run_item(task.run_id) or {}
+        run_item = self.repos.runs.get_item(task.run_id) or {}
         config = self.roles.pinned_for_stage(run_item, task.stage)
         now = clock.now_iso()
         job_id = f"job_{task.id.split('_', 1)[1]}_{dispatch:04d}"
@@ -159,12 +159,12 @@ class DispatchService:
                "dispatch": dispatch, "stage": task.stage.value, "iteration": task.iteration, "attempt": attempt,
                "role": config.role.value, "role_version": config.version, "role_digest": config.digest,
                "executor": config.executor.value, "status": "dispatched", "created_at": now, "token": token}
-        self.store.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
+        self.repos.audit.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
                           data={"job_id": job_id, "stage": task.stage.value, "iteration": task.iteration,
                                 "attempt": attempt, "executor": config.executor.value,
                                 "released_claim_of": task.claimed_by,
                                 **({"lease_expires_at": after.lease_expires_at} if container else {})},
-                          operations=[self.store.task_put_op(after, task.version), self.store.job_put_op(job)],
+                          operations=[self.repos.tasks.replace_op(after, task.version), self.repos.jobs.create_op(job)],
                           counters=counter_deltas(transition), run_item=run_item)
 
     def launch_window(self, config: Any) -> int:
@@ -172,12 +172,12 @@ class DispatchService:
         return max(self.launch_window_seconds, 2 * int(config.heartbeat_seconds))
 
     def _ensure_launched(self, task: Task, dispatch: int) -> None:
-        job = self.store.get_job(task.id, dispatch)
+        job = self.repos.jobs.get(task.id, dispatch)
         if job is None or job.get("executor") != Executor.container.value or job.get("status") != "dispatched":
             return
         if task.dispatch_seq != dispatch or task.is_terminal or not task.claim_id:
             return
-        run_item = self.store.get_run_item(task.run_id) or {}
+        run_item = self.repos.runs.get_item(task.run_id) or {}
         if RunStatus(run_item.get("status", RunStatus.killed.value)) != RunStatus.running:
             return   # a killed (or ended) run launches nothing more
         config = self.roles.pinned_for_stage(run_item, task.stage)
@@ -195,8 +195,7 @@ class DispatchService:
             logger.warning("launch of job %s failed: %s", job["job_id"], error,
                            extra={"task_id": task.id, "run_id": task.run_id, "job_id": job["job_id"]})
             raise LaunchError(f"could not launch job {job['job_id']}: {error}") from error
-        self.store.update_job(task.id, dispatch, {"status": "launched", "launched_at": clock.now_iso(),
-                                                  "launch_id": str(launch_id)})
+        self.repos.jobs.mark_launched(task.id, dispatch, launched_at=clock.now_iso(), launch_id=str(launch_id))
         logger.info("launched job %s", job["job_id"],
                     extra={"task_id": task.id, "run_id": task.run_id, "job_id": job["job_id"]})
 
@@ -205,7 +204,7 @@ class DispatchService:
     def cancel(self, message: dict[str, Any]) -> None:
         """Cancel up to ``CANCEL_BATCH`` open tasks of a killed run; ask again while more are left."""
         run_id = message["run_id"]
-        run_item = self.store.get_run_item(run_id)
+        run_item = self.repos.runs.get_item(run_id)
         if run_item is None or RunStatus(run_item["status"]) != RunStatus.killed:
             return
         if self.runs.cancel_open_tasks(run_id, str(message.get("actor") or ACTOR), limit=CANCEL_BATCH) > CANCEL_BATCH:
@@ -216,7 +215,7 @@ class DispatchService:
     def run_wait(self, message: dict[str, Any]) -> None:
         """Attach the run execution's token, or answer at once if what it waits for happened."""
         run_id, token = message["run_id"], message["token"]
-        run_item = self.store.get_run_item(run_id)
+        run_item = self.repos.runs.get_item(run_id)
         if run_item is None:
             return
         status = RunStatus(run_item["status"])
@@ -233,13 +232,13 @@ class DispatchService:
                                                        output={"next": RUN_OUTCOME[current]})])
             return RunEffect(set={"wait_token": token})
 
-        committed = self.store.commit(run_id=run_id, actor=ACTOR, action=f"run.{message['kind']}",
+        committed = self.repos.audit.commit(run_id=run_id, actor=ACTOR, action=f"run.{message['kind']}",
                                       entity=f"run:{run_id}", data={}, on_run=attach)
         self.outbox.deliver(committed.effect.outbox)
 
     def gate(self, message: dict[str, Any]) -> None:
         run_id, gate, token = message["run_id"], message["gate"], message["token"]
-        approval = self.store.get_approval(run_id, gate)
+        approval = self.repos.approvals.get(run_id, gate)
         if approval is None:
             approval = {"run_id": run_id, "gate": gate, "status": ApprovalStatus.pending.value,
                         "requested_at": clock.now_iso()}
@@ -249,11 +248,9 @@ class DispatchService:
             return
         if approval.get("token") == token:
             return
-        op = self.store.approval_put_op({**approval, "token": token},
-                                        "attribute_not_exists(pk) OR #st = :pending", {":pending": "pending"})
-        op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
+        op = self.repos.approvals.open_op({**approval, "token": token})
         try:
-            self.store.commit(run_id=run_id, actor=ACTOR, action="approval.requested", entity=f"run:{run_id}",
+            self.repos.audit.commit(run_id=run_id, actor=ACTOR, action="approval.requested", entity=f"run:{run_id}",
                               data={"gate": gate}, operations=[op])
         except ConflictError:
             self.gate(message)  # decided meanwhile: answer with the decision

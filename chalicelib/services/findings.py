@@ -17,9 +17,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Optional
 
-from ..adapters import keys
-from ..adapters.dynamo import BatonStore
-from ..adapters.evidence_store import EvidenceStore
+from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, PayloadTooLargeError, RuleViolationError
@@ -28,7 +26,8 @@ from ..domain.evidence import (DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEV
 from ..domain.findings import Finding, fix_task_description, fix_task_title, parse_report, verdict
 from ..domain.models import AdvanceResult, Task, TaskSource
 from .proofs import ProofService
-from .runs import RunService, require_open_run
+from .runs import RunService
+from .tasks import require_open_run
 from .tasks import TaskService
 
 logger = logging.getLogger("baton.findings")
@@ -68,10 +67,9 @@ def _brief(finding: Finding) -> dict[str, Any]:
 
 
 class FindingService:
-    def __init__(self, store: BatonStore, evidence: EvidenceStore, tasks: TaskService, runs: RunService,
+    def __init__(self, repos: Repositories, tasks: TaskService, runs: RunService,
                  proofs: ProofService):
-        self.store = store
-        self.evidence = evidence
+        self.repos = repos
         self.tasks = tasks
         self.runs = runs
         self.proofs = proofs
@@ -80,8 +78,8 @@ class FindingService:
         task = self.tasks.get_for_evidence(principal, task_id)
         raw = request.report if request.proof_id is None else self._report_from_proof(principal, task, request.proof_id)
         parsed = parse_report(request.format, raw)
-        run_item = self.store.get_run_item(task.run_id) or {}
-        project = self.store.get_project(task.project_id)
+        run_item = self.repos.runs.get_item(task.run_id) or {}
+        project = self.repos.projects.get(task.project_id)
         threshold = finding_threshold(run_item, project.settings if project else {})
 
         distinct: dict[str, Finding] = {}
@@ -96,7 +94,7 @@ class FindingService:
         already = 0
         over: list[Finding] = []
         if wanted:
-            known = self.evidence.finding_records(task.run_id, distinct)
+            known = self.repos.findings.records(task.run_id, distinct)
             fresh = [f for f in wanted if f.dedup_key not in known]
             already = len(wanted) - len(fresh)
             if fresh:
@@ -107,7 +105,7 @@ class FindingService:
                 created, duplicates, over = self._create_fix_tasks(principal, task, run_item, fresh)
                 already += duplicates
         if over:
-            self.store.commit(run_id=task.run_id, actor=principal.actor, action="findings.ceiling_reached",
+            self.repos.audit.commit(run_id=task.run_id, actor=principal.actor, action="findings.ceiling_reached",
                               entity=f"task:{task.id}",
                               data={"max_fix_tasks": fix_task_ceiling(run_item),
                                     "not_created_count": len(over),
@@ -115,10 +113,10 @@ class FindingService:
         counts = counts_by_severity([f.severity for f in parsed.findings])
         outcome = verdict(parsed.findings)
         # A failing report binds its stage and iteration: that stage can no longer be passed.
-        failed = [self.store.put_op({**keys.failed_verdict(task.id, task.stage.value, task.iteration), "type": "verdict",
-                                     "verdict": outcome, "reported_by": principal.actor, "at": clock.now_iso()})
+        failed = [self.repos.findings.failed_verdict_op(task.id, task.stage.value, task.iteration, verdict=outcome,
+                                                        reported_by=principal.actor, at=clock.now_iso())
                   ] if outcome == "fail" else []
-        self.store.commit(run_id=task.run_id, actor=principal.actor, action="findings.reported",
+        self.repos.audit.commit(run_id=task.run_id, actor=principal.actor, action="findings.reported",
                           entity=f"task:{task.id}", operations=failed,
                           data={"format": parsed.format, "verdict": outcome, "counts": counts,
                                 "threshold": threshold.value, "created_task_ids": [t.id for t in created][:100],
@@ -134,7 +132,7 @@ class FindingService:
         def check(task: Task, run_item: dict[str, Any]) -> None:
             if result != AdvanceResult.pass_:
                 return
-            if self.store.get_item(keys.failed_verdict(task.id, task.stage.value, task.iteration)):
+            if self.repos.findings.has_failed_verdict(task.id, task.stage.value, task.iteration):
                 raise RuleViolationError(
                     f"a findings report failed stage {task.stage.value} (iteration {task.iteration}) of task {task.id}: "
                     "it cannot pass in this iteration; advance with result fail so the findings are fixed",
@@ -147,7 +145,7 @@ class FindingService:
     def _create_fix_tasks(self, principal: Principal, parent: Task, run_item: dict[str, Any],
                           findings: list[Finding]) -> tuple[list[Task], int, list[Finding]]:
         ceiling = fix_task_ceiling(run_item)
-        count = self.evidence.fix_count(parent.run_id)
+        count = self.repos.findings.fix_count(parent.run_id)
         created: list[Task] = []
         duplicates = 0
         over: list[Finding] = []
@@ -175,11 +173,11 @@ class FindingService:
 
         def operations(task: Task) -> tuple[dict[str, Any], ...]:
             # The record names its fix task in the same transaction that creates the task.
-            return (self.evidence.finding_put_op(parent.run_id, {**record, "fix_task_id": task.id}),
-                    self.evidence.fix_count_op(parent.run_id, ceiling))
+            return (self.repos.findings.record_op(parent.run_id, {**record, "fix_task_id": task.id}),
+                    self.repos.findings.fix_count_op(parent.run_id, ceiling))
         for _attempt in range(CREATE_ATTEMPTS):
             try:
-                task, committed = self.runs.create_task(
+                task, committed = self.tasks.create(
                     item, title=fix_task_title(finding),
                     description=fix_task_description(finding, parent_task_id=parent.id, reported_by=principal.actor),
                     priority=SEVERITY_PRIORITY[finding.severity], source=TaskSource.finding,
@@ -192,11 +190,11 @@ class FindingService:
                 if error.code != "stale_version":
                     raise
                 # A condition failed: tell which (reported meanwhile, or the ceiling was reached).
-                if self.evidence.finding_records(parent.run_id, [finding.dedup_key]):
+                if self.repos.findings.records(parent.run_id, [finding.dedup_key]):
                     return "duplicate", item
-                if ceiling is not None and self.evidence.fix_count(parent.run_id) >= ceiling:
+                if ceiling is not None and self.repos.findings.fix_count(parent.run_id) >= ceiling:
                     return "ceiling", item
-                item = self.store.get_run_item(parent.run_id) or item
+                item = self.repos.runs.get_item(parent.run_id) or item
                 continue
             # The run as it is now, as far as this writer knows: the next commit's event sequence.
             return task, {**committed.run_item, "event_seq": committed.event["seq"]}

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..adapters.dynamo import BatonStore, Page
-from ..adapters.evidence_store import MAX_HANDOFFS_PER_TASK, EvidenceStore, task_cap
+from ..adapters.dynamodb import Page, Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
@@ -24,15 +23,14 @@ HANDOFF_PREFIX = "hof"
 
 
 class HandoffService:
-    def __init__(self, store: BatonStore, evidence: EvidenceStore, tasks: TaskService):
-        self.store = store
-        self.evidence = evidence
+    def __init__(self, repos: Repositories, tasks: TaskService):
+        self.repos = repos
         self.tasks = tasks
 
     # ---- reads
 
     def get(self, principal: Principal, handoff_id: str, action: Action = Action.read) -> Handoff:
-        handoff = self.evidence.get_handoff(handoff_id) if is_valid_id(handoff_id, HANDOFF_PREFIX) else None
+        handoff = self.repos.handoffs.get(handoff_id) if is_valid_id(handoff_id, HANDOFF_PREFIX) else None
         if handoff is None:
             raise NotFoundError("handoff not found")
         authorize(principal, action, project_id=handoff.project_id, task_id=handoff.task_id, what="handoff")
@@ -41,13 +39,13 @@ class HandoffService:
     def list(self, principal: Principal, task_id: str, limit: int, cursor: Optional[str]) -> Page:
         """The task's handoffs, newest first."""
         self.tasks.get(principal, task_id)
-        return self.evidence.list_handoffs(task_id, limit, cursor)
+        return self.repos.handoffs.of_task(task_id, limit, cursor)
 
     # ---- writes
 
     def create(self, principal: Principal, task_id: str, request: HandoffCreate) -> Handoff:
         task = self.tasks.get_for_evidence(principal, task_id)
-        cited_proofs(self.evidence, request.proof_ids, owner=f"task {task.id}",
+        cited_proofs(self.repos.proofs, request.proof_ids, owner=f"task {task.id}",
                      when="before citing them in a handoff", belongs=lambda proof: proof.task_id == task.id)
         now = clock.now_iso()
         handoff = Handoff(id=new_id(HANDOFF_PREFIX), task_id=task.id, run_id=task.run_id, project_id=task.project_id,
@@ -55,14 +53,14 @@ class HandoffService:
                           status=HandoffStatus.created,
                           transitions=[HandoffTransition(status=HandoffStatus.created, at=now, by=principal.actor)],
                           created_by=principal.actor, created_at=now, updated_at=now)
-        with task_cap(self.evidence, task.id, "n_handoffs", MAX_HANDOFFS_PER_TASK, "handoffs"):
-            self.store.commit(run_id=task.run_id, actor=principal.actor, action="handoff.created",
+        with self.repos.handoffs.within_cap(task.id):
+            self.repos.audit.commit(run_id=task.run_id, actor=principal.actor, action="handoff.created",
                               entity=f"handoff:{handoff.id}",
                               data={"task_id": task.id, "from_role": handoff.from_role.value,
                                     "to_role": handoff.to_role.value, "stage": handoff.stage,
                                     "iteration": handoff.iteration, "confidence": handoff.confidence.value,
                                     "proof_ids": handoff.proof_ids},
-                              operations=self.evidence.handoff_create_ops(handoff))
+                              operations=self.repos.handoffs.create_ops(handoff))
         return handoff
 
     def transition(self, principal: Principal, handoff_id: str, action: HandoffAction, note: HandoffNote) -> Handoff:
@@ -76,14 +74,14 @@ class HandoffService:
             "transitions": [*handoff.transitions,
                             HandoffTransition(status=target, at=now, by=principal.actor, notes=note.notes)]})
         try:
-            self.store.commit(run_id=handoff.run_id, actor=principal.actor, action=f"handoff.{target.value}",
+            self.repos.audit.commit(run_id=handoff.run_id, actor=principal.actor, action=f"handoff.{target.value}",
                               entity=f"handoff:{handoff.id}",
                               data={"task_id": handoff.task_id, "from_status": handoff.status.value,
                                     "to_status": target.value, "notes": note.notes[:2000]},
-                              operations=[self.evidence.handoff_update_op(after, handoff.version)])
+                              operations=[self.repos.handoffs.replace_op(after, handoff.version)])
         except ConflictError:
             # Someone moved it first: answer from what it is now (an illegal transition is a 409 too).
-            current = self.evidence.get_handoff(handoff.id)
+            current = self.repos.handoffs.get(handoff.id)
             if current is not None:
                 next_handoff_status(current.status, action)
             raise

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from ..adapters.dynamo import RunEffect
+from ..adapters.dynamodb import RunEffect
 from ..domain import clock
 from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
 from ..domain.pipeline import Transition
@@ -50,7 +50,7 @@ def fill_request(run_id: str) -> dict[str, Any]:
 
 
 def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
-               store_approval_op: Callable[[dict[str, Any]], dict[str, Any]],
+               open_gate: Callable[[dict[str, Any]], dict[str, Any]],
                reopen: bool = False) -> Callable[[dict[str, Any]], RunEffect]:
     """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
     deltas = counter_deltas(transition)
@@ -75,7 +75,7 @@ def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
                 effect.set["status"] = new_status.value
                 effect.event_data["run_status"] = new_status.value
                 if new_status == RunStatus.awaiting_approval:
-                    effect.operations.append(store_approval_op(
+                    effect.operations.append(open_gate(
                         {"run_id": before.run_id, "gate": "deploy", "status": ApprovalStatus.pending.value,
                          "requested_at": clock.now_iso()}))
                 effect.outbox += answer_run_wait(run_item, effect, new_status)

@@ -12,7 +12,7 @@ import logging
 import secrets
 from typing import Any, Iterable, Optional
 
-from ..adapters.dynamo import BatonStore
+from ..adapters.dynamodb import Repositories
 from ..adapters.stepfunctions import DispatchQueue, Gone, StepFunctions
 from ..domain import clock
 
@@ -25,13 +25,13 @@ def record(call: str, **params: Any) -> dict[str, Any]:
 
 
 class Outbox:
-    def __init__(self, store: BatonStore, sfn: Optional[StepFunctions], queue: Optional[DispatchQueue]):
-        self.store = store
+    def __init__(self, repos: Repositories, sfn: Optional[StepFunctions], queue: Optional[DispatchQueue]):
+        self.repos = repos
         self.sfn = sfn
         self.queue = queue
 
     def operations(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [self.store.outbox_put_op(r) for r in records]
+        return [self.repos.outbox.put_op(r) for r in records]
 
     def deliver(self, records: Iterable[dict[str, Any]]) -> int:
         """Deliver now; a record that fails stays for the sweeper. Returns how many were delivered."""
@@ -44,12 +44,12 @@ class Outbox:
             except Exception:  # network, throttling: keep the record, the sweeper retries
                 logger.warning("outbox %s not delivered yet (%s)", rec["id"], rec["call"], exc_info=True)
                 continue
-            self.store.delete_outbox(rec["id"])
+            self.repos.outbox.delete(rec["id"])
             delivered += 1
         return delivered
 
     def sweep(self, limit: int = 100) -> int:
-        return self.deliver(self.store.pending_outbox(limit))
+        return self.deliver(self.repos.outbox.pending(limit))
 
     def _call(self, rec: dict[str, Any]) -> None:
         call = rec["call"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from ..adapters.dynamo import BatonStore, Page
+from ..adapters.dynamodb import Page, Repositories
 from ..adapters.pagination import decode_cursor, encode_cursor
 from ..config import Settings
 from ..domain import clock
@@ -22,8 +22,8 @@ from ..domain.repository_url import allows_local, check_repository_url
 
 
 class ProjectService:
-    def __init__(self, store: BatonStore, *, stage: Optional[str] = None):
-        self.store = store
+    def __init__(self, repos: Repositories, *, stage: Optional[str] = None):
+        self.repos = repos
         # The stage decides whether local repositories are allowed; read as Settings reads it
         # when the caller does not say (bootstrap builds ``ProjectService(store)``).
         self.stage = stage if stage is not None else Settings.from_env().stage
@@ -44,12 +44,12 @@ class ProjectService:
         self.check_repository_url(request.repository_url)
         now = clock.now_iso()
         project = Project(**request.model_dump(), created_at=now, updated_at=now, created_by=principal.actor)
-        self.store.create_project(project)
+        self.repos.projects.create(project)
         return project
 
     def get(self, principal: Principal, project_id: str, action: Action = Action.read) -> Project:
         authorize(principal, action, project_id=project_id, what="project")
-        project = self.store.get_project(project_id) if is_valid_project_id(project_id) else None
+        project = self.repos.projects.get(project_id) if is_valid_project_id(project_id) else None
         if project is None:
             raise NotFoundError("project not found")
         return project
@@ -57,11 +57,11 @@ class ProjectService:
     def list(self, principal: Principal, limit: int, cursor: Optional[str]) -> Page:
         authorize(principal, Action.read)
         if principal.is_admin:
-            return self.store.list_projects(limit, cursor)
+            return self.repos.projects.list(limit, cursor)
         # A scoped key sees at most its own (≤100) projects: one BatchGetItem, paged here.
         start = decode_cursor(cursor, expected={}, names=frozenset({"after"}))
         after = start["after"] if start else ""
-        projects = [p for p in self.store.get_projects(principal.project_ids) if p.id > after]
+        projects = [p for p in self.repos.projects.get_many(principal.project_ids) if p.id > after]
         page = projects[:limit]
         more = len(projects) > limit
         return Page(page, encode_cursor({"after": page[-1].id}) if more else None)
@@ -73,5 +73,5 @@ class ProjectService:
             self.check_repository_url(changes["repository_url"])
         updated = project.model_copy(update={**changes, "updated_at": clock.now_iso(),
                                              "version": project.version + 1})
-        self.store.replace_project(updated, project.version)
+        self.repos.projects.replace(updated, project.version)
         return updated

@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping, Optional
 
-from ..adapters.dynamo import BatonStore, Page
-from ..adapters.evidence_store import MAX_PROOFS_PER_TASK, EvidenceStore, task_cap
+from ..adapters.dynamodb import Page, Repositories
+from ..adapters.dynamodb.proofs import ProofRepository
 from ..adapters.proofs_s3 import ProofStore
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
@@ -50,7 +50,7 @@ def _megabytes(size: int) -> str:
 
 
 
-def cited_proofs(evidence: EvidenceStore, proof_ids: list[str], *, belongs: Callable[[Proof], bool],
+def cited_proofs(proofs: ProofRepository, proof_ids: list[str], *, belongs: Callable[[Proof], bool],
                  owner: str, when: str) -> list[Proof]:
     """The stored proofs a document cites (a handoff, a bug report), in the order cited.
 
@@ -60,7 +60,7 @@ def cited_proofs(evidence: EvidenceStore, proof_ids: list[str], *, belongs: Call
     """
     if not proof_ids:
         return []
-    found = evidence.get_proofs(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
+    found = proofs.get_many(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
     unknown = [p for p in proof_ids if p not in found or not belongs(found[p])]
     if unknown:
         raise RuleViolationError(f"proof_ids must name proofs of {owner}; not found: {', '.join(unknown)}",
@@ -72,10 +72,9 @@ def cited_proofs(evidence: EvidenceStore, proof_ids: list[str], *, belongs: Call
     return [found[p] for p in proof_ids]
 
 class ProofService:
-    def __init__(self, store: BatonStore, evidence: EvidenceStore, objects: Optional[ProofStore], tasks: TaskService,
+    def __init__(self, repos: Repositories, objects: Optional[ProofStore], tasks: TaskService,
                  projects: ProjectService, roles: RoleService, *, size_limits: Mapping[str, int]):
-        self.store = store
-        self.evidence = evidence
+        self.repos = repos
         self._objects = objects
         self.tasks = tasks
         self.projects = projects
@@ -94,7 +93,7 @@ class ProofService:
     # ---- reads
 
     def get(self, principal: Principal, proof_id: str, action: Action = Action.read) -> Proof:
-        proof = self.evidence.get_proof(proof_id) if is_valid_id(proof_id, PROOF_PREFIX) else None
+        proof = self.repos.proofs.get(proof_id) if is_valid_id(proof_id, PROOF_PREFIX) else None
         if proof is None:
             raise NotFoundError("proof not found")
         authorize(principal, action, project_id=proof.project_id, task_id=proof.task_id, what="proof")
@@ -103,14 +102,14 @@ class ProofService:
     def list_for_task(self, principal: Principal, task_id: str, limit: int, cursor: Optional[str],
                       proof_type: Optional[str] = None) -> Page:
         self.tasks.get(principal, task_id)
-        return self.evidence.list_task_proofs(task_id, limit, cursor, proof_type)
+        return self.repos.proofs.of_task(task_id, limit, cursor, proof_type)
 
     def list_for_project(self, principal: Principal, project_id: str, limit: int, cursor: Optional[str],
                          proof_type: Optional[str] = None, run_id: Optional[str] = None) -> Page:
         self.projects.get(principal, project_id)
         if run_id is not None and not is_valid_id(run_id, "run"):
             raise InvalidInputError("run_id must be a run id (run_...)", code="invalid_query")
-        return self.evidence.list_project_proofs(project_id, limit, cursor, proof_type, run_id)
+        return self.repos.proofs.of_project(project_id, limit, cursor, proof_type, run_id)
 
     def download_url(self, principal: Principal, proof_id: str) -> str:
         """A short-lived presigned GET of a stored proof: always an attachment, served as its raster
@@ -156,12 +155,12 @@ class ProofService:
                       status=ProofStatus.pending, uploaded_by=principal.actor, created_at=now)
         form = self.objects.presigned_post(key, content_type=request.content_type, size=request.size,
                                            expires_in=UPLOAD_EXPIRES_SECONDS)
-        with task_cap(self.evidence, task.id, "n_proofs", MAX_PROOFS_PER_TASK, "proofs"):
-            self.store.commit(run_id=task.run_id, actor=principal.actor, action="proof.requested",
+        with self.repos.proofs.within_cap(task.id):
+            self.repos.audit.commit(run_id=task.run_id, actor=principal.actor, action="proof.requested",
                               entity=f"proof:{proof.id}",
                               data={"task_id": task.id, "type": request.type.value, "filename": request.filename,
                                     "size": request.size, "stage": task.stage.value, "iteration": task.iteration},
-                              operations=self.evidence.proof_create_ops(proof))
+                              operations=self.repos.proofs.create_ops(proof))
         upload = UploadForm(url=form["url"], fields=dict(form["fields"]),
                             expires_at=clock.plus_seconds(now, UPLOAD_EXPIRES_SECONDS))
         return proof, upload
@@ -197,13 +196,13 @@ class ProofService:
         stored = proof.model_copy(update={"status": ProofStatus.stored, "confirmed_at": clock.now_iso(),
                                           "s3_version_id": found.version_id})
         try:
-            self.store.commit(run_id=proof.run_id, actor=principal.actor, action="proof.stored",
+            self.repos.audit.commit(run_id=proof.run_id, actor=principal.actor, action="proof.stored",
                               entity=f"proof:{proof.id}",
                               data={"task_id": proof.task_id, "type": proof.type.value, "size": proof.size,
                                     "sha256": proof.sha256},
-                              operations=[self.evidence.proof_store_op(stored)])
+                              operations=[self.repos.proofs.store_op(stored)])
         except ConflictError:
-            current = self.evidence.get_proof(proof.id)
+            current = self.repos.proofs.get(proof.id)
             if current is not None and current.status == ProofStatus.stored:
                 return current      # confirmed concurrently: same object, same answer
             raise
@@ -226,7 +225,7 @@ class ProofService:
         config = self.roles.pinned_for_stage(run_item, task.stage)
         if not config.required_proofs:
             return
-        stored = self.evidence.stored_proofs_of_stage(task.id, task.stage.value, task.iteration)
+        stored = self.repos.proofs.stored_of_stage(task.id, task.stage.value, task.iteration)
         missing = missing_proofs(config.required_proofs, stored, stage=task.stage.value, iteration=task.iteration)
         if missing:
             raise RuleViolationError(

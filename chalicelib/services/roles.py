@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..adapters.dynamo import BatonStore
+from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
@@ -22,18 +22,18 @@ def parse_role(raw: str) -> Role:
 
 
 class RoleService:
-    def __init__(self, store: BatonStore):
-        self.store = store
+    def __init__(self, repos: Repositories):
+        self.repos = repos
 
     def active(self, role: Role) -> RoleConfig:
         """The active config; the first read of a role writes its built-in default as version 1."""
-        item = self.store.get_active_role(role.value)
+        item = self.repos.roles.active(role.value)
         if item is None:
             return self._seed(role)
         return RoleConfig(**item)
 
     def active_all(self) -> dict[Role, RoleConfig]:
-        found = self.store.get_active_roles(ROLE_NAMES)
+        found = self.repos.roles.active_many(ROLE_NAMES)
         configs = {}
         for role in Role:
             configs[role] = RoleConfig(**found[role.value]) if role.value in found else self._seed(role)
@@ -42,13 +42,13 @@ class RoleService:
     def _seed(self, role: Role) -> RoleConfig:
         config = build_config(role, DEFAULT_ROLES[role], 1, clock.now_iso(), "baton-defaults")
         try:
-            self.store.put_role_version(config.model_dump(mode="json"), None)
+            self.repos.roles.publish(config.model_dump(mode="json"), None)
         except ConflictError:
             pass  # seeded concurrently: read what won
-        return RoleConfig(**(self.store.get_active_role(role.value) or config.model_dump(mode="json")))
+        return RoleConfig(**(self.repos.roles.active(role.value) or config.model_dump(mode="json")))
 
     def version(self, role: Role, version: int) -> Optional[RoleConfig]:
-        item = self.store.get_role_version(role.value, version)
+        item = self.repos.roles.version(role.value, version)
         return RoleConfig(**item) if item else None
 
     def pinned_for_stage(self, run_item: dict[str, Any], stage: Stage) -> RoleConfig:
@@ -72,7 +72,7 @@ class RoleService:
         authorize(principal, Action.read_config)
         role = parse_role(raw_role)
         self.active(role)
-        return [RoleConfig(**item) for item in self.store.list_role_versions(role.value)]
+        return [RoleConfig(**item) for item in self.repos.roles.versions(role.value)]
 
     def put(self, principal: Principal, raw_role: str, spec: RoleSpec) -> RoleConfig:
         authorize(principal, Action.manage_roles)
@@ -81,5 +81,5 @@ class RoleService:
         config = build_config(role, spec, current.version + 1, clock.now_iso(), principal.actor)
         if config.digest == current.digest:
             return current  # same definition: no new version
-        self.store.put_role_version(config.model_dump(mode="json"), current.version)
+        self.repos.roles.publish(config.model_dump(mode="json"), current.version)
         return config

@@ -2,57 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from ..adapters.dynamo import BatonStore, Page, RunEffect, item_to_run
+from ..adapters.dynamodb import Page, Repositories, RunEffect
+from ..adapters.dynamodb.runs import item_to_run
 from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Stage, Task, TaskCreate, TaskSource,
-                             TaskStatus, TERMINAL_RUN_STATUSES)
-from ..domain.progress import TOTAL_COUNTER, counter_deltas, new_task_deltas, progress_from_counters
+from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Task, TaskCreate, TaskSource, TaskStatus)
+from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
 from . import lifecycle, outbox
 from .outbox import Outbox
 from .projects import ProjectService
 from .roles import RoleService
+from .tasks import TaskService, new_task, require_open_run
 
 CANCEL_CHUNK = 25
 
 
-def new_task(run: Run, *, title: str, description: str, priority: int, source: TaskSource,
-             parent_task_id: Optional[str], now: str, sfn: bool) -> Task:
-    """A task at its first stage: claimable at once in plain mode; in Step Functions mode it
-    waits for a parallelism slot, then for its stage job to be dispatched."""
-    stage = Stage.cicd if source == TaskSource.release else pipeline.first_stage(run.stages)
-    return Task(id=new_id("task"), run_id=run.id, project_id=run.project_id, title=title,
-                description=description, priority=priority, stage=stage,
-                status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
-                created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn,
-                queue_timeout_seconds=run.queue_timeout_seconds)
-
-
-def require_task_room(run_item: dict[str, Any], adding: int = 1) -> None:
-    """The run's ``max_tasks`` ceiling, checked on the run as read by the transaction that adds
-    the task (its write is conditioned on that read), so no path can exceed it."""
-    ceiling = (run_item.get("ceilings") or {}).get("max_tasks")
-    total = int(run_item.get(TOTAL_COUNTER, 0) or 0)
-    if ceiling is not None and total + adding > int(ceiling):
-        raise RuleViolationError(f"run {run_item.get('id')} has {total} tasks and its ceiling is max_tasks={ceiling}; "
-                                 "raise the ceiling in a new run, or finish this one", code="ceiling_exceeded")
-
-
-def require_open_run(run_item: dict[str, Any]) -> None:
-    status = RunStatus(run_item["status"])
-    if status in TERMINAL_RUN_STATUSES:
-        raise ConflictError(f"run {run_item['id']} is {status.value}; it takes no more work", code="run_ended")
-
-
 class RunService:
-    def __init__(self, store: BatonStore, projects: ProjectService, roles: RoleService, outbox_: Outbox, *,
-                 sfn: bool, director: Any = None):
+    def __init__(self, repos: Repositories, projects: ProjectService, roles: RoleService, outbox_: Outbox,
+                 tasks: TaskService, *, sfn: bool, director: Any = None):
         self.director = director
-        self.store = store
+        self.tasks = tasks
+        self.repos = repos
         self.projects = projects
         self.roles = roles
         self.outbox = outbox_
@@ -61,7 +35,7 @@ class RunService:
     # ---- reads
 
     def run_item(self, principal: Principal, run_id: str, action: Action = Action.read) -> dict[str, Any]:
-        item = self.store.get_run_item(run_id) if is_valid_id(run_id, "run") else None
+        item = self.repos.runs.get_item(run_id) if is_valid_id(run_id, "run") else None
         if item is None:
             raise NotFoundError("run not found")
         authorize(principal, action, project_id=item["project_id"], what="run")
@@ -76,16 +50,16 @@ class RunService:
 
     def list(self, principal: Principal, project_id: str, limit: int, cursor: Optional[str]) -> Page:
         self.projects.get(principal, project_id)
-        return self.store.list_runs(project_id, limit, cursor)
+        return self.repos.runs.list(project_id, limit, cursor)
 
     def list_tasks(self, principal: Principal, run_id: str, limit: int, cursor: Optional[str],
                    stage: Optional[str], status: Optional[str]) -> Page:
         self.run_item(principal, run_id)
-        return self.store.list_tasks(run_id, limit, cursor, stage=stage, status=status)
+        return self.repos.tasks.list(run_id, limit, cursor, stage=stage, status=status)
 
     def events(self, principal: Principal, run_id: str, after: int, limit: int) -> list[Event]:
         self.run_item(principal, run_id)
-        return self.store.list_events(run_id, after, limit)
+        return self.repos.audit.events_after(run_id, after, limit)
 
     # ---- writes
 
@@ -110,18 +84,18 @@ class RunService:
                           source=TaskSource.manual, parent_task_id=None, now=now, sfn=self.sfn)
                  for t in request.tasks]
         counters = new_task_deltas(pipeline.first_stage(run.stages), TaskStatus.queued, len(tasks)) if tasks else {}
-        self.store.create_run(run, tasks, counters, principal.actor)
+        self.repos.runs.create(run, tasks, counters, principal.actor)
         # Every task is written: the run starts (its execution, and the first tasks up to parallelism).
         records = []
         if self.sfn:
             records = [outbox.record("start", machine="run", name=run.id, input={"run_id": run.id}),
                        lifecycle.fill_request(run.id)]
-        self.store.commit(run_id=run.id, actor=principal.actor, action="run.started", entity=f"run:{run.id}",
+        self.repos.audit.commit(run_id=run.id, actor=principal.actor, action="run.started", entity=f"run:{run.id}",
                           data={"tasks": len(tasks), "pinned_roles": run.pinned_roles},
                           operations=self.outbox.operations(records),
                           on_run=lambda item: {"status": RunStatus.running.value})
         self.outbox.deliver(records)
-        return item_to_run(self.store.get_run_item(run.id) or {})
+        return item_to_run(self.repos.runs.get_item(run.id) or {})
 
     def add_task(self, principal: Principal, run_id: str, request: TaskCreate, *,
                  source: TaskSource = TaskSource.manual, parent_task_id: Optional[str] = None,
@@ -131,43 +105,10 @@ class RunService:
         if item.get("release_task_id"):
             raise ConflictError(f"run {run_id} passed its deploy gate; start a new run for more work",
                                 code="run_released")
-        task, committed = self.create_task(item, title=request.title, description=request.description,
+        task, committed = self.tasks.create(item, title=request.title, description=request.description,
                                            priority=request.priority, source=source, parent_task_id=parent_task_id,
                                            actor=principal.actor)
         return task
-
-    def create_task(self, item: dict[str, Any], *, title: str, description: str, priority: int,
-                    source: TaskSource, parent_task_id: Optional[str], actor: str,
-                    operations: tuple[dict[str, Any], ...] = (),
-                    operations_for: Optional[Callable[[Task], Any]] = None,
-                    run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
-                    check_run: Optional[Callable[[dict[str, Any]], None]] = None,
-                    event_data: Optional[dict[str, Any]] = None) -> tuple[Task, Any]:
-        """Write one task into its run (counters, event, and a fill request), in one transaction.
-        ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
-        run = item_to_run(item)
-        task = new_task(run, title=title, description=description, priority=priority, source=source,
-                        parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
-        deltas = new_task_deltas(task.stage, task.status)
-        records = [lifecycle.fill_request(run.id)] if self.sfn else []
-
-        def reopen(current: dict[str, Any]) -> dict[str, Any]:
-            if check_run:
-                check_run(current)
-            else:
-                require_open_run(current)
-            require_task_room(current)
-            return {"status": RunStatus.running.value, **(run_set_fn(current, task.id) if run_set_fn else {})}
-
-        committed = self.store.commit(
-            run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
-            data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
-                  "priority": task.priority, "stage": task.stage.value, **(event_data or {})},
-            operations=[self.store.task_put_op(task, None), *operations,
-                        *(operations_for(task) if operations_for else ()), *self.outbox.operations(records)],
-            counters=deltas, run_item=item, on_run=reopen)
-        self.outbox.deliver(records)
-        return task, committed
 
     def kill(self, principal: Principal, run_id: str) -> Run:
         """Soft kill: the run becomes ``killed`` and its open tasks ``cancelled``; nothing is deleted."""
@@ -192,19 +133,19 @@ class RunService:
                 # However many tasks it has, the kill answers at once: the dispatcher cancels them.
                 records.append(outbox.record("enqueue", body={"kind": "cancel", "run_id": run_id,
                                                               "actor": principal.actor}))
-            committed = self.store.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
+            committed = self.repos.audit.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
                               data={"previous_status": status.value}, run_item=item, on_run=mark_killed,
                               operations=self.outbox.operations(records))
             self.outbox.deliver(records + committed.effect.outbox)
             if self.sfn and self.outbox.queue:
-                return item_to_run(self.store.get_run_item(run_id) or item)
+                return item_to_run(self.repos.runs.get_item(run_id) or item)
         self.cancel_open_tasks(run_id, principal.actor)
-        return item_to_run(self.store.get_run_item(run_id) or item)
+        return item_to_run(self.repos.runs.get_item(run_id) or item)
 
     def cancel_open_tasks(self, run_id: str, actor: str, limit: Optional[int] = None) -> int:
         """Cancel the run's open tasks, a chunk per transaction; at most ``limit`` of them (None: all).
         Returns how many were open when it started (more than ``limit`` means: call again)."""
-        open_tasks = [t for t in self.store.iter_run_tasks(run_id) if not t.is_terminal]
+        open_tasks = [t for t in self.repos.tasks.of_run(run_id) if not t.is_terminal]
         for start in range(0, min(len(open_tasks), limit or len(open_tasks)), CANCEL_CHUNK):
             chunk = open_tasks[start:start + CANCEL_CHUNK]
             for _attempt in range(10):
@@ -230,17 +171,17 @@ class RunService:
                     answered.append((after, transition))
                 changes = answered
                 try:
-                    self.store.commit(
+                    self.repos.audit.commit(
                         run_id=run_id, actor=actor, action="tasks.cancelled", entity=f"run:{run_id}",
                         data={"task_ids": [after.id for after, _ in changes]},
-                        operations=[*(self.store.task_put_op(after, after.version - 1) for after, _ in changes),
+                        operations=[*(self.repos.tasks.replace_op(after, after.version - 1) for after, _ in changes),
                                     *self.outbox.operations(records)],
                         counters=deltas)
                     self.outbox.deliver(records)
                     break
                 except ConflictError:
                     # An agent moved one of them meanwhile: read them again and retry the chunk.
-                    chunk = [t for t in (self.store.get_task(t.id) for t in chunk) if t]
+                    chunk = [t for t in (self.repos.tasks.get(t.id) for t in chunk) if t]
         return len(open_tasks)
 
 
@@ -252,4 +193,4 @@ def parse_after(raw: Optional[str]) -> int:
     return int(raw)
 
 
-__all__ = ["RunService", "new_task", "require_open_run", "require_task_room", "parse_after"]
+__all__ = ["RunService", "parse_after"]

@@ -6,15 +6,17 @@ import random
 import secrets
 from typing import Any, Callable, Optional
 
-from ..adapters.dynamo import BatonStore, Committed
+from ..adapters.dynamodb import Committed, Repositories
+from ..adapters.dynamodb.runs import item_to_run
 from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
-from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
-from ..domain.ids import is_valid_id
-from ..domain.models import (AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest, PrincipalKind, RunStatus,
-                             SetStageRequest, Stage, Task, TaskSource, TaskStatus)
+from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
+from ..domain.ids import is_valid_id, new_id
+from ..domain.models import (TERMINAL_RUN_STATUSES, AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest,
+                             PrincipalKind, Run, RunStatus, SetStageRequest, Stage, Task, TaskSource, TaskStatus)
 from ..domain.pipeline import Transition
-from . import lifecycle, outbox
+from ..domain.progress import TOTAL_COUNTER, new_task_deltas
+from . import lifecycle
 from .outbox import Outbox
 from .roles import RoleService
 
@@ -58,9 +60,37 @@ def spread(candidates: list[Task]) -> list[Task]:
     return ordered
 
 
+def new_task(run: Run, *, title: str, description: str, priority: int, source: TaskSource,
+             parent_task_id: Optional[str], now: str, sfn: bool) -> Task:
+    """A task at its first stage: claimable at once in plain mode; in Step Functions mode it
+    waits for a parallelism slot, then for its stage job to be dispatched."""
+    stage = Stage.cicd if source == TaskSource.release else pipeline.first_stage(run.stages)
+    return Task(id=new_id("task"), run_id=run.id, project_id=run.project_id, title=title,
+                description=description, priority=priority, stage=stage,
+                status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
+                created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn,
+                queue_timeout_seconds=run.queue_timeout_seconds)
+
+
+def require_task_room(run_item: dict[str, Any], adding: int = 1) -> None:
+    """The run's ``max_tasks`` ceiling, checked on the run as read by the transaction that adds
+    the task (its write is conditioned on that read), so no path can exceed it."""
+    ceiling = (run_item.get("ceilings") or {}).get("max_tasks")
+    total = int(run_item.get(TOTAL_COUNTER, 0) or 0)
+    if ceiling is not None and total + adding > int(ceiling):
+        raise RuleViolationError(f"run {run_item.get('id')} has {total} tasks and its ceiling is max_tasks={ceiling}; "
+                                 "raise the ceiling in a new run, or finish this one", code="ceiling_exceeded")
+
+
+def require_open_run(run_item: dict[str, Any]) -> None:
+    status = RunStatus(run_item["status"])
+    if status in TERMINAL_RUN_STATUSES:
+        raise ConflictError(f"run {run_item['id']} is {status.value}; it takes no more work", code="run_ended")
+
+
 class TaskService:
-    def __init__(self, store: BatonStore, roles: RoleService, outbox_: Outbox, *, sfn: bool, max_attempts: int = 3):
-        self.store = store
+    def __init__(self, repos: Repositories, roles: RoleService, outbox_: Outbox, *, sfn: bool, max_attempts: int = 3):
+        self.repos = repos
         self.roles = roles
         self.outbox = outbox_
         self.sfn = sfn
@@ -69,7 +99,7 @@ class TaskService:
     # ---- reads
 
     def get(self, principal: Principal, task_id: str, action: Action = Action.read) -> Task:
-        task = self.store.get_task(task_id) if is_valid_id(task_id, "task") else None
+        task = self.repos.tasks.get(task_id) if is_valid_id(task_id, "task") else None
         if task is None:
             raise NotFoundError("task not found")
         authorize(principal, action, project_id=task.project_id, task_id=task.id, what="task")
@@ -86,6 +116,41 @@ class TaskService:
         require_live_claim(principal, task, clock.now_iso())
         return task
 
+    # ---- creation: a task enters its run's pipeline
+
+    def create(self, item: dict[str, Any], *, title: str, description: str, priority: int,
+                    source: TaskSource, parent_task_id: Optional[str], actor: str,
+                    operations: tuple[dict[str, Any], ...] = (),
+                    operations_for: Optional[Callable[[Task], Any]] = None,
+                    run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
+                    check_run: Optional[Callable[[dict[str, Any]], None]] = None,
+                    event_data: Optional[dict[str, Any]] = None) -> tuple[Task, Any]:
+        """Write one task into its run (counters, event, and a fill request), in one transaction.
+        ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
+        run = item_to_run(item)
+        task = new_task(run, title=title, description=description, priority=priority, source=source,
+                        parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
+        deltas = new_task_deltas(task.stage, task.status)
+        records = [lifecycle.fill_request(run.id)] if self.sfn else []
+
+        def reopen(current: dict[str, Any]) -> dict[str, Any]:
+            if check_run:
+                check_run(current)
+            else:
+                require_open_run(current)
+            require_task_room(current)
+            return {"status": RunStatus.running.value, **(run_set_fn(current, task.id) if run_set_fn else {})}
+
+        committed = self.repos.audit.commit(
+            run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
+            data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
+                  "priority": task.priority, "stage": task.stage.value, **(event_data or {})},
+            operations=[self.repos.tasks.replace_op(task, None), *operations,
+                        *(operations_for(task) if operations_for else ()), *self.outbox.operations(records)],
+            counters=deltas, run_item=item, on_run=reopen)
+        self.outbox.deliver(records)
+        return task, committed
+
     # ---- the one way a task changes: domain decision + audited transaction + callbacks
 
     def commit_change(self, before: Task, after: Task, transition: Transition, actor: str, data: dict[str, Any],
@@ -96,35 +161,28 @@ class TaskService:
         """Write ``before`` → ``after`` with its audit event and run consequences, in one transaction.
         ``answer_job=False`` keeps the stage job waiting (without Step Functions, a lease that
         expired re-queues the same job); ``next_attempt`` > 1 re-dispatches the same stage."""
-        run_item = run_item or self.store.get_run_item(before.run_id) or {}
+        run_item = run_item or self.repos.runs.get_item(before.run_id) or {}
         records: list[dict[str, Any]] = []
         if answer_job:
             after, records = lifecycle.answer_stage_job(before, after, attempt=next_attempt)
         effect_of = lifecycle.run_effect(before, after, transition, sfn=self.sfn,
-                                         store_approval_op=self._approval_op, reopen=reopen)
+                                         open_gate=self.repos.approvals.open_op, reopen=reopen)
 
         def on_run(current: dict[str, Any]):
             if check_run:
                 check_run(current)
             return effect_of(current)
 
-        committed = self.store.commit(
+        committed = self.repos.audit.commit(
             run_id=before.run_id, actor=actor, action=transition.action, entity=f"task:{before.id}",
             data={"from_stage": transition.from_stage.value, "to_stage": transition.to_stage.value,
                   "from_status": transition.from_status.value, "to_status": transition.to_status.value,
                   "iteration": after.iteration, **data},
-            operations=[self.store.task_put_op(after, before.version), *extra_operations,
+            operations=[self.repos.tasks.replace_op(after, before.version), *extra_operations,
                         *self.outbox.operations(records)],
             counters=lifecycle.counter_deltas(transition), run_item=run_item, on_run=on_run)
         self.outbox.deliver(records + committed.effect.outbox)
         return after, committed
-
-    def _approval_op(self, approval: dict[str, Any]) -> dict[str, Any]:
-        """Open the gate; a gate already pending (the run was reopened by a new task) stays open."""
-        op = self.store.approval_put_op(approval, "attribute_not_exists(pk) OR #st = :pending",
-                                        {":pending": "pending"})
-        op["Put"]["ExpressionAttributeNames"] = {"#st": "status"}
-        return op
 
     # ---- claim
 
@@ -166,19 +224,19 @@ class TaskService:
             if run_id is not None:
                 if not is_valid_id(run_id, "run"):
                     raise InvalidInputError("run_id is not a run id", code="invalid_id")
-                run_item = self.store.get_run_item(run_id)
+                run_item = self.repos.runs.get_item(run_id)
                 if run_item is None:
                     raise NotFoundError("run not found")
                 authorize(principal, Action.work, project_id=run_item["project_id"], what="run")
             for _round in range(CLAIM_ROUNDS):
                 now = clock.now_iso()
                 if run_id is not None:
-                    candidates = self.store.run_queue_candidates(run_id, request.stage.value, CANDIDATES_PER_QUERY)
+                    candidates = self.repos.tasks.queued_in_run(run_id, request.stage.value, CANDIDATES_PER_QUERY)
                 else:
-                    candidates = self.store.queue_candidates(str(project_id), request.stage.value,
+                    candidates = self.repos.tasks.queued(str(project_id), request.stage.value,
                                                              CANDIDATES_PER_QUERY)
                     if len(candidates) < CANDIDATES_PER_QUERY and not self.sfn:
-                        candidates += self.store.expired_leases(str(project_id), request.stage.value, now, 5)
+                        candidates += self.repos.tasks.expired_leases(str(project_id), request.stage.value, now, 5)
                 if not candidates:
                     break
                 for candidate in spread(candidates):
@@ -194,10 +252,10 @@ class TaskService:
         for attempt in range(STALE_RETRIES):
             after = pipeline.heartbeat(task, claim_id=claim_id, now=clock.now_iso(), lease_seconds=request.lease_seconds)
             try:
-                self.store.replace_task(after, task.version)
+                self.repos.tasks.replace(after, task.version)
             except ConflictError as error:
                 if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
-                    task = self.store.get_task(task.id) or task
+                    task = self.repos.tasks.get(task.id) or task
                     continue
                 raise
             return after, Claim(claim_id=claim_id, expires_at=after.lease_expires_at or "")
@@ -232,7 +290,7 @@ class TaskService:
             after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
                                        lease_seconds=request.lease_seconds)
             try:
-                self.store.replace_task(after, task.version)
+                self.repos.tasks.replace(after, task.version)
             except ConflictError as error:
                 if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
                     continue
@@ -249,7 +307,7 @@ class TaskService:
         for attempt in range(STALE_RETRIES):
             task = self.get(principal, task_id, Action.work)
             pipeline.check_lease(task, request.claim_id, clock.now_iso())
-            run_item = self.store.get_run_item(task.run_id) or {}
+            run_item = self.repos.runs.get_item(task.run_id) or {}
             if check:
                 check(task, run_item)
             after, transition = pipeline.advance(
@@ -311,7 +369,7 @@ class TaskService:
 
     def set_stage(self, principal: Principal, task_id: str, request: SetStageRequest) -> Task:
         task = self.get(principal, task_id, Action.set_stage)
-        run_item = self.store.get_run_item(task.run_id) or {}
+        run_item = self.repos.runs.get_item(task.run_id) or {}
         if RunStatus(run_item["status"]) in (RunStatus.killed, RunStatus.succeeded, RunStatus.failed):
             raise ConflictError(f"run {task.run_id} is {run_item['status']}; its tasks cannot move",
                                 code="run_ended")

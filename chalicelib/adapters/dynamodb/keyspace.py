@@ -1,4 +1,4 @@
-"""The one place where DynamoDB key strings are built. See docs/data-model.md.
+"""The table's keyspace: the one place where DynamoDB key strings are built. See docs/data-model.md.
 
 Every item has ``pk``/``sk``; list views use ``gsi1pk``/``gsi1sk``; the claim queue is the sparse
 index ``gsi2pk``/``gsi2sk``, present only while a task is queued (``QUEUE#``) or leased (``LEASE#``);
@@ -110,14 +110,14 @@ def job(task_id: str, dispatch_seq: int) -> dict[str, str]:
     return {"pk": f"TASK#{task_id}", "sk": f"JOB#{dispatch_seq:06d}"}
 
 
-JOB_PREFIX = "JOB#"
+JOB_SK_PREFIX = "JOB#"
 
 
 def approval(run_id: str, gate: str) -> dict[str, str]:
     return {"pk": f"RUN#{run_id}", "sk": f"APPROVAL#{gate}"}
 
 
-APPROVAL_PREFIX = "APPROVAL#"
+APPROVAL_SK_PREFIX = "APPROVAL#"
 
 
 def outbox(record_id: str) -> dict[str, str]:
@@ -149,18 +149,18 @@ def role_active(role: str) -> dict[str, str]:
     return {"pk": f"ROLE#{role}", "sk": "ACTIVE"}
 
 
-ROLE_VERSION_PREFIX = "V#"
+ROLE_VERSION_SK_PREFIX = "V#"
 
 
-# ---- evidence: handoffs and proofs in the task's partition, findings and the backlog pointer
+# ---- handoffs and proofs in the task's partition, finding records, the backlog pointer
 
-HANDOFF_PREFIX = "HANDOFF#"
-PROOF_PREFIX = "PROOF#"
+HANDOFF_SK_PREFIX = "HANDOFF#"
+PROOF_SK_PREFIX = "PROOF#"
 
 
 def handoff(task_id: str, created_at: str, handoff_id: str) -> dict[str, str]:
     """A handoff sorts by creation time inside its task's partition (newest first = descending)."""
-    return {"pk": task_partition(task_id), "sk": f"{HANDOFF_PREFIX}{created_at}#{handoff_id}"}
+    return {"pk": task_partition(task_id), "sk": f"{HANDOFF_SK_PREFIX}{created_at}#{handoff_id}"}
 
 
 def handoff_ref(handoff_id: str) -> dict[str, str]:
@@ -169,7 +169,7 @@ def handoff_ref(handoff_id: str) -> dict[str, str]:
 
 
 def proof(task_id: str, created_at: str, proof_id: str) -> dict[str, str]:
-    return {"pk": task_partition(task_id), "sk": f"{PROOF_PREFIX}{created_at}#{proof_id}"}
+    return {"pk": task_partition(task_id), "sk": f"{PROOF_SK_PREFIX}{created_at}#{proof_id}"}
 
 
 def proof_ref(proof_id: str) -> dict[str, str]:

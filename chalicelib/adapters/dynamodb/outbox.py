@@ -1,0 +1,36 @@
+"""Outbox records: callbacks written with the change that owes them, delivered after commit.
+
+Pending records are the sparse index gsi3 (``OUTBOX`` / ``{created_at}#{id}``), oldest first, for
+the sweeper; a delivered record is deleted.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from . import keyspace
+from .table import Table
+
+
+class OutboxRepository:
+    def __init__(self, table: Table):
+        self.table = table
+
+    def put_op(self, record: dict[str, Any]) -> dict[str, Any]:
+        item = {**keyspace.outbox(record["id"]), **keyspace.outbox_entry(record["created_at"], record["id"]),
+                "type": "outbox", **record}
+        return self.table.put_op(item, "attribute_not_exists(pk)")
+
+    def get(self, record_id: str) -> Optional[dict[str, Any]]:
+        return self.table.get(keyspace.outbox(record_id))
+
+    def pending(self, limit: int) -> list[dict[str, Any]]:
+        items, _ = self.table.query_page(index="gsi3", partition_name="gsi3pk", partition=keyspace.OUTBOX_PARTITION,
+                                         limit=limit, cursor=None)
+        return items
+
+    def delete(self, record_id: str) -> None:
+        self.table.delete(keyspace.outbox(record_id))
+
+
+__all__ = ["OutboxRepository"]

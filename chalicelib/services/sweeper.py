@@ -1,0 +1,47 @@
+"""The sweeper: what the scheduled function does each minute.
+
+* delivers the callbacks the outbox still holds (their first delivery failed);
+* re-dispatches the jobs whose lease expired (an agent that went silent, a container that never
+  started) — or, without Step Functions, puts their task back in the queue;
+* reports the tasks that waited unclaimed past their run's queue timeout (once per wait).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..adapters.dynamodb import Repositories
+from ..domain import clock
+from ..domain.models import Stage
+from .outbox import Outbox
+from .tasks import TaskService
+
+logger = logging.getLogger("baton.sweeper")
+
+WORKING_STAGES = tuple(s for s in Stage if s not in (Stage.none, Stage.complete))
+LEASES_PER_QUEUE = 50
+
+
+class Sweeper:
+    def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService):
+        self.repos = repos
+        self.outbox = outbox
+        self.tasks = tasks
+
+    def sweep_once(self, limit: int = 200) -> dict[str, Any]:
+        delivered = self.outbox.sweep(limit)
+        now = clock.now_iso()
+        requeued = 0
+        for project in self.repos.projects.all():
+            for stage in WORKING_STAGES:
+                for task in self.repos.tasks.expired_leases(project.id, stage.value, now, LEASES_PER_QUEUE):
+                    if self.tasks.expire_lease(task) is not None:
+                        requeued += 1
+        reported = sum(1 for task in self.repos.tasks.overdue_waits(now, limit) if self.tasks.report_waiting(task))
+        result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported}
+        logger.info("sweep done", extra=result)
+        return result
+
+
+__all__ = ["Sweeper"]
