@@ -167,7 +167,8 @@ def job_token_for(services: Any, task_id: str, *, expires_in: float = 600, lease
 
     from chalicelib.domain import clock, pipeline
     from chalicelib.domain.auth import Principal
-    from chalicelib.domain.models import ClaimRequest, PrincipalKind, TaskStatus
+    from chalicelib.domain.enums import PrincipalKind, TaskStatus
+    from chalicelib.domain.requests import ClaimRequest
 
     task = services.repos.tasks.get(task_id)
     if task.status != TaskStatus.in_progress or not pipeline.lease_is_live(task, clock.now_iso()):

@@ -16,7 +16,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from chalicelib.domain import models
+from chalicelib.domain import requests as models
 from chalicelib.domain.roles import RoleSpec
 from tests.conftest import Api, moto_services, table_snapshot
 

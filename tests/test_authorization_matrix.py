@@ -38,7 +38,8 @@ from chalicelib.adapters.dynamodb import keyspace as store_keys
 from chalicelib.adapters.dynamodb.codec import serialize
 from chalicelib.domain import clock, pipeline
 from chalicelib.domain.auth import Principal
-from chalicelib.domain.models import ClaimRequest, KeyCreate, PrincipalKind, TaskStatus
+from chalicelib.domain.enums import PrincipalKind, TaskStatus
+from chalicelib.domain.requests import ClaimRequest, KeyCreate
 from chalicelib.services.api_keys import hash_key
 from tests.conftest import Api, job_token_for, moto_services, relax_roles, start_run
 

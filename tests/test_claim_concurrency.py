@@ -28,7 +28,8 @@ from chalicelib.bootstrap import build_services
 from chalicelib.config import Settings
 from chalicelib.domain import clock, pipeline
 from chalicelib.domain.errors import ConflictError
-from chalicelib.domain.models import ClaimRequest, ProjectCreate, RunCreate, Stage, TaskStatus
+from chalicelib.domain.enums import Stage, TaskStatus
+from chalicelib.domain.requests import ClaimRequest, ProjectCreate, RunCreate
 from chalicelib.domain.progress import counter_deltas
 from chalicelib.local.resources import create_table
 from chalicelib.local.moto_fidelity import atomic_transactions

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.domain import clock
 from chalicelib.domain.roles import DEFAULT_ROLES
-from chalicelib.domain.models import Role
+from chalicelib.domain.enums import Role
 from tests.conftest import job_token_for, start_run
 from tests.test_proofs import declare, store_proof
 

@@ -13,7 +13,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from chalicelib.domain import clock, pipeline
 from chalicelib.domain.errors import ConflictError, InvalidInputError
-from chalicelib.domain.models import (AdvanceResult, PIPELINE_STAGES, RunStatus, Stage, Task, TaskStatus)
+from chalicelib.domain.entities import Task
+from chalicelib.domain.enums import AdvanceResult, PIPELINE_STAGES, RunStatus, Stage, TaskStatus
 from chalicelib.domain.progress import (TOTAL_COUNTER, all_tasks_finished, apply_deltas, counter_deltas,
                                         new_task_deltas, progress_from_counters, stage_counter, status_counter,
                                         status_when_all_finished)

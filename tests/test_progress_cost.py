@@ -10,8 +10,8 @@ from typing import Any, Iterator
 
 import pytest
 
-from chalicelib.domain.models import (AdvanceRequest, ClaimRequest, ProjectCreate, RunCreate, SetStageRequest,
-                                      Stage, TaskStatus)
+from chalicelib.domain.enums import Stage, TaskStatus
+from chalicelib.domain.requests import AdvanceRequest, ClaimRequest, ProjectCreate, RunCreate, SetStageRequest
 from chalicelib.local.moto_fidelity import atomic_transactions
 
 TASKS = 1000

@@ -27,7 +27,7 @@ from chalicelib.agent import runner
 from chalicelib.agent.client import ApiError
 from chalicelib.agent.work import (agent_environment, git, git_config_of, git_environment, prepare_repository,
                                    publish_changes, remove_tree, render)
-from chalicelib.domain.models import Role
+from chalicelib.domain.enums import Role
 from chalicelib.domain.roles import Executor, RoleSpec, digest_of
 from tests.conftest import wait_for
 

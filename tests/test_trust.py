@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain import clock, pipeline
-from chalicelib.domain.models import Stage, Task, TaskStatus
+from chalicelib.domain.entities import Task
+from chalicelib.domain.enums import Stage, TaskStatus
 from chalicelib.services import lifecycle
 from tests.conftest import job_token_for, relax_roles, start_run, table_snapshot
 from tests.test_context import dynamodb_calls, is_authentication

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Optional
 
 from ..domain.roles import RoleSpec, digest_of
-from ..domain.models import Role
+from ..domain.enums import Role
 
 SCREENSHOT_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".webp"}
 FILENAME_RE = re.compile(r"[^A-Za-z0-9._-]")

@@ -3,7 +3,8 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import Approval, ApprovalRequest
+from ..domain.entities import Approval
+from ..domain.requests import ApprovalRequest
 from .http import endpoint, parse_body, principal
 from .query import query
 

@@ -3,7 +3,8 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import DirectorSettings, DirectorSettingsPatch
+from ..domain.entities import DirectorSettings
+from ..domain.requests import DirectorSettingsPatch
 from .http import endpoint, parse_body, principal
 from .query import query
 

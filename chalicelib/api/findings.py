@@ -4,7 +4,7 @@ from chalice import Blueprint
 
 from ..bootstrap import get_services
 from ..domain.evidence import BugReport, FindingsReport, FindingsResult
-from ..domain.models import Task
+from ..domain.entities import Task
 from .http import endpoint, parse_body, principal
 
 bp = Blueprint(__name__)

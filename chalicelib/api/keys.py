@@ -3,7 +3,8 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import ApiKey, KeyCreate
+from ..domain.entities import ApiKey
+from ..domain.requests import KeyCreate
 
 
 class IssuedKey(ApiKey):

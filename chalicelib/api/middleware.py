@@ -15,7 +15,7 @@ from chalice.app import Request
 from ..bootstrap import get_services
 from ..domain.auth import Principal
 from ..domain.errors import BatonError, PayloadTooLargeError
-from ..domain.models import PrincipalKind
+from ..domain.enums import PrincipalKind
 from .http import MAX_BODY_BYTES, current_principal, error_response, internal_error_response
 from .idempotency import with_idempotency
 

@@ -3,7 +3,8 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import Project, ProjectCreate, ProjectPatch
+from ..domain.entities import Project
+from ..domain.requests import ProjectCreate, ProjectPatch
 from .http import endpoint, page_body, parse_body, principal
 from .query import paging
 

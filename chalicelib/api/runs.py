@@ -3,7 +3,9 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.models import Event, Progress, Run, RunCreate, Stage, Task, TaskCreate, TaskStatus
+from ..domain.entities import Event, Progress, Run, Task
+from ..domain.enums import Stage, TaskStatus
+from ..domain.requests import RunCreate, TaskCreate
 from ..services.runs import parse_after
 from ..adapters.pagination import parse_limit
 from .http import endpoint, page_body, parse_body, principal

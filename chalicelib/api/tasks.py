@@ -5,7 +5,8 @@ from chalice import Blueprint
 from ..bootstrap import get_services
 from pydantic import BaseModel
 
-from ..domain.models import AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest, SetStageRequest, Task
+from ..domain.entities import Claim, Task
+from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from .http import endpoint, parse_body, principal
 
 bp = Blueprint(__name__)

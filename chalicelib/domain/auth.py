@@ -32,7 +32,7 @@ from typing import Optional
 from pydantic import BaseModel, Field
 
 from .errors import ForbiddenError, NotFoundError
-from .models import PrincipalKind
+from .enums import PrincipalKind
 
 
 class Action(str, Enum):

@@ -28,7 +28,9 @@ from typing import Any, Iterable, Mapping, Optional, Sequence
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from .errors import ConflictError, RuleViolationError
-from .models import STRICT_INPUT, LongText, Project, Role, Run, Task, Title
+from .entities import Project, Run, Task
+from .enums import Role
+from .fields import STRICT_INPUT, LongText, Title
 from .roles import ProofType
 
 MB = 1024 * 1024

@@ -27,7 +27,8 @@ from typing import Optional, Sequence
 
 from .clock import plus_seconds
 from .errors import ConflictError, InvalidInputError
-from .models import AdvanceResult, Stage, Task, TaskStatus
+from .entities import Task
+from .enums import AdvanceResult, Stage, TaskStatus
 
 
 @dataclass(frozen=True)

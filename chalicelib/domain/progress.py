@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Mapping, Optional
 
-from .models import Progress, RunStatus, Stage, TaskStatus, TERMINAL_TASK_STATUSES
+from .entities import Progress
+from .enums import RunStatus, Stage, TaskStatus, TERMINAL_TASK_STATUSES
 from .pipeline import Transition
 
 

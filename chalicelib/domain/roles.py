@@ -13,7 +13,8 @@ from typing import Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .models import STRICT_INPUT, Role, Stage, STAGE_ROLE
+from .enums import Role, Stage, STAGE_ROLE
+from .fields import STRICT_INPUT
 
 
 class Executor(str, Enum):

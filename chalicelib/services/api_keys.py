@@ -16,7 +16,9 @@ from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError, UnauthenticatedError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import ApiKey, KeyCreate, PrincipalKind
+from ..domain.entities import ApiKey
+from ..domain.enums import PrincipalKind
+from ..domain.requests import KeyCreate
 from ..domain.pipeline import lease_is_live
 
 KEY_PREFIX = "bt_"

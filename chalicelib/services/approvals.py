@@ -12,8 +12,9 @@ from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError
-from ..domain.models import (GATES, Approval, ApprovalDecision, ApprovalRequest, ApprovalStatus, RunStatus,
-                             TaskSource)
+from ..domain.entities import Approval
+from ..domain.enums import GATES, ApprovalDecision, ApprovalStatus, RunStatus, TaskSource
+from ..domain.requests import ApprovalRequest
 from . import outbox
 from .lifecycle import answer_run_wait
 from .runs import RunService

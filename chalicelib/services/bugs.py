@@ -16,7 +16,9 @@ from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
 from ..domain.evidence import SEVERITY_PRIORITY, BugReport, Proof
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import TERMINAL_RUN_STATUSES, PrincipalKind, RunCreate, RunStatus, Task, TaskSource
+from ..domain.entities import Task
+from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, TaskSource
+from ..domain.requests import RunCreate
 from .projects import ProjectService
 from .proofs import PROOF_PREFIX, cited_proofs
 from .runs import RunService

@@ -21,7 +21,7 @@ from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
 from ..domain.evidence import Attempt, ProofView, RoleView, StageRequirements, TaskContext, missing_proofs
 from ..domain.ids import is_valid_id
-from ..domain.models import STAGE_ROLE
+from ..domain.enums import STAGE_ROLE
 from .proofs import ProofService
 from .roles import RoleService
 

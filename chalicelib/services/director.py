@@ -5,7 +5,8 @@ from __future__ import annotations
 from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
-from ..domain.models import DirectorSettings, DirectorSettingsPatch
+from ..domain.entities import DirectorSettings
+from ..domain.requests import DirectorSettingsPatch
 
 
 class DirectorService:

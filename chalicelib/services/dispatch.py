@@ -25,7 +25,8 @@ from typing import Any
 from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock
 from ..domain.errors import ConflictError
-from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
+from ..domain.entities import Task
+from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, counter_deltas
 from ..domain.roles import Executor

@@ -24,7 +24,8 @@ from ..domain.errors import ConflictError, PayloadTooLargeError, RuleViolationEr
 from ..domain.evidence import (DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEVERITY_RANK, FindingsReport,
                                FindingsResult, ProofStatus, Severity, counts_by_severity)
 from ..domain.findings import Finding, fix_task_description, fix_task_title, parse_report, verdict
-from ..domain.models import AdvanceResult, Task, TaskSource
+from ..domain.entities import Task
+from ..domain.enums import AdvanceResult, TaskSource
 from .proofs import ProofService
 from .runs import RunService
 from .tasks import require_open_run

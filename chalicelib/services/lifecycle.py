@@ -17,7 +17,8 @@ from typing import Any, Callable
 
 from ..adapters.dynamodb import RunEffect
 from ..domain import clock
-from ..domain.models import ApprovalStatus, RunStatus, Task, TaskStatus
+from ..domain.entities import Task
+from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
 from . import outbox

@@ -17,7 +17,8 @@ from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ForbiddenError, InvalidInputError, NotFoundError
 from ..domain.ids import is_valid_project_id
-from ..domain.models import Project, ProjectCreate, ProjectPatch
+from ..domain.entities import Project
+from ..domain.requests import ProjectCreate, ProjectPatch
 from ..domain.repository_url import allows_local, check_repository_url
 
 

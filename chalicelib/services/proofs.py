@@ -34,7 +34,8 @@ from ..domain.evidence import (DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECON
                                check_proof_content_type, inline_image_type, missing_proofs, proof_object_key,
                                size_limit)
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import STAGE_ROLE, AdvanceResult, Task
+from ..domain.entities import Task
+from ..domain.enums import STAGE_ROLE, AdvanceResult
 from ..domain.roles import ProofType
 from .projects import ProjectService
 from .roles import RoleService

@@ -8,7 +8,7 @@ from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
-from ..domain.models import Role, Stage
+from ..domain.enums import Role, Stage
 from ..domain.roles import DEFAULT_ROLES, RoleConfig, RoleSpec, build_config, role_for_stage
 
 ROLE_NAMES = [r.value for r in Role]

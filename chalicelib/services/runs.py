@@ -10,7 +10,9 @@ from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import (Event, Progress, Run, RunCreate, RunStatus, Task, TaskCreate, TaskSource, TaskStatus)
+from ..domain.entities import Event, Progress, Run, Task
+from ..domain.enums import RunStatus, TaskSource, TaskStatus
+from ..domain.requests import RunCreate, TaskCreate
 from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
 from . import lifecycle, outbox
 from .outbox import Outbox

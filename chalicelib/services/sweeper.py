@@ -13,7 +13,7 @@ from typing import Any
 
 from ..adapters.dynamodb import Repositories
 from ..domain import clock
-from ..domain.models import Stage
+from ..domain.enums import Stage
 from .outbox import Outbox
 from .tasks import TaskService
 

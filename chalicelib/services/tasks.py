@@ -12,8 +12,9 @@ from ..domain import clock, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.models import (TERMINAL_RUN_STATUSES, AdvanceRequest, Claim, ClaimRequest, HeartbeatRequest,
-                             PrincipalKind, Run, RunStatus, SetStageRequest, Stage, Task, TaskSource, TaskStatus)
+from ..domain.entities import Claim, Run, Task
+from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
+from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.pipeline import Transition
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
 from . import lifecycle

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from ...domain.models import Project
+from ...domain.entities import Project
 from . import keyspace
 
 from .approvals import ApprovalRepository

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ...domain import clock
-from ...domain.models import Event
+from ...domain.entities import Event
 from ...domain.errors import ConflictError, NotFoundError
 from . import keyspace
 from .codec import attribute_value, deserialize, serialize

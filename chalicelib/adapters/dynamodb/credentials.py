@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 from ...domain import clock
 from ...domain.errors import UnauthenticatedError
-from ...domain.models import ApiKey
+from ...domain.entities import ApiKey
 from . import keyspace
 from .table import GSI1_NAMES, Page, Table, TransactionCancelledError
 

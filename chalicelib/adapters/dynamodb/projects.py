@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional
 
 from ...domain.errors import ConflictError
-from ...domain.models import Project
+from ...domain.entities import Project
 from . import keyspace
 from .table import GSI1_NAMES, Page, Table, TransactionCancelledError
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ...domain.models import Run, Task
+from ...domain.entities import Run, Task
 from ...domain.progress import progress_from_counters
 from . import keyspace
 from .table import GSI1_NAMES, TRANSACTION_LIMIT, Page, Table

@@ -14,7 +14,8 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 
 from ...domain import clock
 from ...domain.errors import ConflictError, RuleViolationError
-from ...domain.models import Task, TaskStatus
+from ...domain.entities import Task
+from ...domain.enums import TaskStatus
 from . import keyspace
 from .table import GSI1_NAMES, GSI4_NAMES, Page, Table, TransactionCancelledError
 

@@ -1,0 +1,160 @@
+"""The entities: projects, runs (with their canary, ceilings and progress), tasks, audit events,
+API keys, approvals, claims and the director settings."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, Field, field_validator
+
+from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, ApprovalDecision, ApprovalStatus,
+                    PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus)
+from .fields import STRICT_INPUT, SeverityName
+
+
+class Project(BaseModel):
+    id: str
+    name: str
+    repository_url: str
+    primary_branch: str = "main"
+    settings: dict[str, Any] = Field(default_factory=dict)
+    created_at: str
+    updated_at: str
+    created_by: str = ""
+    version: int = 1
+
+
+class Canary(BaseModel):
+    model_config = STRICT_INPUT
+    fraction: float = Field(ge=0.001, le=1, description="share of the run's tasks that go first (0.001 to 1)")
+
+    @field_validator("fraction", mode="before")
+    @classmethod
+    def _int_is_fine(cls, value: Any) -> Any:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value) if abs(value) <= 10 else 2.0   # a huge int is out of range, never an OverflowError
+        return value
+
+
+class Ceilings(BaseModel):
+    model_config = STRICT_INPUT
+    max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
+    max_fix_tasks: Optional[int] = Field(default=50, ge=0, le=10_000)
+
+
+class Progress(BaseModel):
+    total: int
+    by_stage: dict[str, int]
+    by_status: dict[str, int]
+    percent_complete: float
+
+
+class Run(BaseModel):
+    id: str
+    project_id: str
+    title: str
+    status: RunStatus
+    stages: list[Stage]
+    max_iterations: int
+    parallelism: int
+    canary: Optional[Canary] = None
+    ceilings: Ceilings = Field(default_factory=Ceilings)
+    deploy_gate: bool = True
+    finding_threshold: Optional[SeverityName] = None
+    pinned_roles: dict[str, str] = Field(default_factory=dict)
+    progress: Optional[Progress] = None
+    release_task_id: Optional[str] = None
+    queue_timeout_seconds: int = DEFAULT_QUEUE_TIMEOUT_SECONDS
+    pinned_role_versions: dict[str, int] = Field(default_factory=dict, exclude=True)
+    created_at: str
+    created_by: str
+    updated_at: str
+    version: int = 1
+
+
+class Task(BaseModel):
+    id: str
+    run_id: str
+    project_id: str
+    title: str
+    description: str = ""
+    priority: int = 5
+    stage: Stage
+    status: TaskStatus
+    iteration: int = 1
+    source: TaskSource = TaskSource.manual
+    parent_task_id: Optional[str] = None
+    claimed_by: Optional[str] = None
+    lease_expires_at: Optional[str] = None
+    version: int = 1
+    created_at: str
+    updated_at: str
+    # Held only by the server, never returned: the claim id is the claimant's capability to
+    # write; the Step Functions token belongs to the stage job being waited for.
+    claim_id: Optional[str] = Field(default=None, exclude=True)
+    enqueued_at: Optional[str] = Field(default=None, exclude=True)
+    awaiting_start: bool = Field(default=False, exclude=True)
+    started: bool = Field(default=False, exclude=True)
+    dispatch_seq: int = Field(default=0, exclude=True)
+    attempt: int = Field(default=0, exclude=True)
+    job_id: Optional[str] = Field(default=None, exclude=True)
+    sfn_token: Optional[str] = Field(default=None, exclude=True)
+    # How long it may wait unclaimed before it is reported (its run's), and the wait last reported.
+    queue_timeout_seconds: int = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, exclude=True)
+    wait_reported_for: Optional[str] = Field(default=None, exclude=True)
+    claimed_with_key: Optional[str] = Field(default=None, exclude=True)   # the agent key that holds the claim
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_TASK_STATUSES
+
+
+class Event(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    action: str
+    entity: str
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    principal: PrincipalKind
+    project_ids: list[str]
+    created_at: str
+    created_by: str = ""
+    revoked_at: Optional[str] = None
+
+
+class Approval(BaseModel):
+    gate: str
+    status: ApprovalStatus
+    requested_at: str
+    decided_by: Optional[str] = None
+    decided_at: Optional[str] = None
+    decision: Optional[ApprovalDecision] = None
+    comment: Optional[str] = None
+
+
+class Claim(BaseModel):
+    claim_id: str
+    expires_at: str
+
+
+class DirectorSettings(BaseModel):
+    """Settings of the director (how Baton runs work), changed by admins.
+
+    ``max_iterations_default`` is a new run's ``max_iterations`` when it gives none;
+    ``include_images`` puts short-lived URLs of screenshot proofs in the task context (for a
+    vision model or the next agent); ``vision_model`` and ``auto_advance`` are passed to agents in
+    their context for their own use."""
+
+    include_images: bool = True
+    vision_model: str = ""
+    auto_advance: bool = True
+    max_iterations_default: int = 3
+    version: int = 0
+    updated_at: Optional[str] = None
+    updated_by: Optional[str] = None

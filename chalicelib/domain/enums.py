@@ -1,0 +1,94 @@
+"""The domain's vocabularies: stages and roles, task and run statuses, principals, results, gates."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Stage(str, Enum):
+    none = "none"
+    dev = "dev"
+    qa = "qa"
+    sec = "sec"
+    docs = "docs"
+    cicd = "cicd"
+    complete = "complete"
+
+
+PIPELINE_STAGES: tuple[Stage, ...] = (Stage.dev, Stage.qa, Stage.sec, Stage.docs)
+DEFAULT_STAGES: tuple[Stage, ...] = PIPELINE_STAGES
+
+
+class Role(str, Enum):
+    director = "director"
+    pm = "pm"
+    dev = "dev"
+    qa = "qa"
+    security = "security"
+    docs = "docs"
+    cicd = "cicd"
+
+
+STAGE_ROLE: dict[Stage, Role] = {
+    Stage.dev: Role.dev,
+    Stage.qa: Role.qa,
+    Stage.sec: Role.security,
+    Stage.docs: Role.docs,
+    Stage.cicd: Role.cicd,
+}
+
+
+class TaskStatus(str, Enum):
+    queued = "queued"
+    in_progress = "in_progress"
+    done = "done"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+TERMINAL_TASK_STATUSES = frozenset({TaskStatus.done, TaskStatus.failed, TaskStatus.cancelled})
+
+
+class RunStatus(str, Enum):
+    pending = "pending"
+    running = "running"
+    awaiting_approval = "awaiting_approval"
+    succeeded = "succeeded"
+    failed = "failed"
+    killed = "killed"
+
+
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.killed})
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 86_400
+
+
+class TaskSource(str, Enum):
+    manual = "manual"
+    finding = "finding"
+    bug_report = "bug_report"
+    release = "release"
+
+
+class PrincipalKind(str, Enum):
+    admin = "admin"
+    human = "human"
+    agent = "agent"
+
+
+class AdvanceResult(str, Enum):
+    pass_ = "pass"  # nosec B105  # an advance result, not a password
+    fail = "fail"
+
+
+class ApprovalDecision(str, Enum):
+    approve = "approve"
+    reject = "reject"
+
+
+class ApprovalStatus(str, Enum):
+    pending = "pending"
+    approved = "approved"
+    rejected = "rejected"
+
+
+GATES = ("deploy",)
