@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import InvalidInputError
-from chalicelib.domain.evidence import ReportFormat, Severity
+from chalicelib.domain.findings.reports import ReportFormat
+from chalicelib.domain.severity import Severity
 from chalicelib.domain.findings import (Finding, fix_task_title, parse_report, severity_from_score, verdict)
 from tests.conftest import start_run
 from tests.test_proofs import snapshot, store_proof

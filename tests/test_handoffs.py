@@ -191,7 +191,7 @@ def test_who_may_read_and_write_handoffs(api: Api, services, task):
 
 def test_the_lifecycle_table():
     from chalicelib.domain.errors import ConflictError
-    from chalicelib.domain.evidence import HandoffAction as A, HandoffStatus as S, next_handoff_status
+    from chalicelib.domain.handoffs import HandoffAction as A, HandoffStatus as S, next_handoff_status
 
     allowed = {(S.created, A.accept): S.accepted, (S.accepted, A.complete): S.completed,
                (S.created, A.fail): S.failed, (S.accepted, A.fail): S.failed}
@@ -206,7 +206,7 @@ def test_the_lifecycle_table():
 
 def test_two_agents_accepting_at_once_one_wins_the_other_gets_409(api, services, task, monkeypatch):
     from chalicelib.domain.errors import ConflictError
-    from chalicelib.domain.evidence import HandoffAction, HandoffNote
+    from chalicelib.domain.handoffs import HandoffAction, HandoffNote
 
     handoff_id = api.post(f"/tasks/{task['id']}/handoffs", handoff_body("dev", "qa")).data["id"]
     admin = services.keys.authenticate("Bearer " + api.key)

@@ -11,8 +11,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from chalicelib.domain.evidence import (allowed_content_types, attachment_content_type, check_proof_content_type,
-                                        inline_image_type)
+from chalicelib.domain.proofs import allowed_content_types, attachment_content_type, check_proof_content_type, inline_image_type
 from chalicelib.domain.errors import RuleViolationError
 from tests.conftest import table_snapshot
 from tests.test_proofs import bucket_keys, declare, moto_server, server_api, store_proof, upload  # noqa: F401

@@ -29,7 +29,7 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
-from chalicelib.domain.evidence import MB
+from chalicelib.domain.proofs import MB
 from chalicelib.local.resources import create_table
 from tests.conftest import Api, start_run, table_snapshot
 
@@ -181,7 +181,7 @@ def test_size_limits_are_configurable(monkeypatch):
     monkeypatch.setenv("BATON_PROOF_SIZE_LIMITS", "default=1048576,screenshot=2048")
     settings = Settings.from_env()
     assert settings.proof_size_limits == {"default": MB, "screenshot": 2048}
-    from chalicelib.domain.evidence import size_limit
+    from chalicelib.domain.proofs import size_limit
 
     assert size_limit("screenshot", settings.proof_size_limits) == 2048
     assert size_limit("log", settings.proof_size_limits) == MB
@@ -510,7 +510,7 @@ def test_moto_accepts_what_the_policy_forbids_so_confirm_rejects_and_deletes_it(
 
 
 def test_missing_proofs_counts_only_stored_proofs_of_this_stage_and_iteration_made_here():
-    from chalicelib.domain.evidence import Proof, missing_proofs
+    from chalicelib.domain.proofs import Proof, missing_proofs
 
     def proof(**fields: Any) -> Proof:
         base = dict(id="prf_1", task_id="t", run_id="r", project_id="p", stage="qa", iteration=2, type="test_result",
@@ -526,7 +526,7 @@ def test_missing_proofs_counts_only_stored_proofs_of_this_stage_and_iteration_ma
 
 
 def test_object_keys_are_built_by_the_server_and_readable():
-    from chalicelib.domain.evidence import proof_object_key
+    from chalicelib.domain.proofs import proof_object_key
 
     assert proof_object_key(project_id="shop", run_id="run_1", task_id="task_2", stage="qa", iteration=3,
                             proof_type="screenshot", proof_id="prf_9", filename="cart.png") == \

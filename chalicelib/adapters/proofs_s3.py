@@ -1,6 +1,6 @@
 """Proof objects in S3: presigned uploads and downloads, and what an uploaded object really is.
 
-A thin translation to S3: keys and limits are decided by the caller (domain/evidence.py); this
+A thin translation to S3: keys and limits are decided by the caller (domain/proofs.py); this
 module only asks S3. Presigning is local computation (no AWS call).
 """
 
@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import ClientError
 
-from ..domain.evidence import ATTACHMENT_TYPE, RASTER_IMAGE_TYPES
+from ..domain.proofs import ATTACHMENT_TYPE, RASTER_IMAGE_TYPES
 
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
 _CHUNK = 1024 * 1024

@@ -3,7 +3,7 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.evidence import TaskContext
+from ..domain.context import TaskContext
 from .http import endpoint, principal
 
 bp = Blueprint(__name__)

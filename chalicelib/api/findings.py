@@ -3,7 +3,8 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.evidence import BugReport, FindingsReport, FindingsResult
+from ..domain.bugs import BugReport
+from ..domain.findings.reports import FindingsReport, FindingsResult
 from ..domain.entities import Task
 from .http import endpoint, parse_body, principal
 

@@ -3,7 +3,7 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from ..domain.evidence import Handoff, HandoffAction, HandoffCreate, HandoffNote
+from ..domain.handoffs import Handoff, HandoffAction, HandoffCreate, HandoffNote
 from .http import endpoint, page_body, parse_body, principal
 from .query import paging
 

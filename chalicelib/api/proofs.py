@@ -3,7 +3,7 @@
 from chalice import Blueprint, Response
 
 from ..bootstrap import get_services
-from ..domain.evidence import EmptyBody, Proof, ProofCreate, ProofUpload
+from ..domain.proofs import EmptyBody, Proof, ProofCreate, ProofUpload
 from ..domain.roles import ProofType
 from .http import endpoint, page_body, parse_body, principal
 from .query import enum_param, paging

@@ -14,7 +14,9 @@ from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
-from ..domain.evidence import SEVERITY_PRIORITY, BugReport, Proof
+from ..domain.bugs import BugReport
+from ..domain.proofs import Proof
+from ..domain.severity import SEVERITY_PRIORITY
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Task
 from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, TaskSource

@@ -19,7 +19,8 @@ from ..adapters.dynamodb import Repositories
 from ..adapters.dynamodb.runs import item_to_run
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
-from ..domain.evidence import Attempt, ProofView, RoleView, StageRequirements, TaskContext, missing_proofs
+from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
+from ..domain.proofs import missing_proofs
 from ..domain.ids import is_valid_id
 from ..domain.enums import STAGE_ROLE
 from .proofs import ProofService

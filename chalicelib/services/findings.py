@@ -21,8 +21,9 @@ from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, PayloadTooLargeError, RuleViolationError
-from ..domain.evidence import (DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEVERITY_RANK, FindingsReport,
-                               FindingsResult, ProofStatus, Severity, counts_by_severity)
+from ..domain.findings.reports import FindingsReport, FindingsResult
+from ..domain.proofs import ProofStatus
+from ..domain.severity import DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEVERITY_RANK, Severity, counts_by_severity
 from ..domain.findings import Finding, fix_task_description, fix_task_title, parse_report, verdict
 from ..domain.entities import Task
 from ..domain.enums import AdvanceResult, TaskSource

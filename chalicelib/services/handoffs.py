@@ -13,8 +13,7 @@ from ..adapters.dynamodb import Page, Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
-from ..domain.evidence import (Handoff, HandoffAction, HandoffCreate, HandoffNote, HandoffStatus, HandoffTransition,
-                               next_handoff_status)
+from ..domain.handoffs import Handoff, HandoffAction, HandoffCreate, HandoffNote, HandoffStatus, HandoffTransition, next_handoff_status
 from ..domain.ids import is_valid_id, new_id
 from .proofs import cited_proofs
 from .tasks import TaskService

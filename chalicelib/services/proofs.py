@@ -9,7 +9,7 @@
 3. ``download_url``: a short-lived presigned GET of a stored proof, always an attachment.
 
 Content safety: a declaration's content type must fit its proof type (screenshots are raster
-images only: png, jpeg, gif, webp; see ``domain.evidence.ALLOWED_CONTENT_TYPES``), else 422
+images only: png, jpeg, gif, webp; see ``domain.proofs.ALLOWED_CONTENT_TYPES``), else 422
 ``content_type_not_allowed``. Every presigned GET names its Content-Disposition and Content-Type:
 only a raster image is ever inline (the context's ``url``), as exactly its image type; everything
 else is an attachment served as plain text or ``application/octet-stream``.
@@ -29,10 +29,7 @@ from ..adapters.proofs_s3 import ProofStore
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError, RuleViolationError
-from ..domain.evidence import (DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, UPLOAD_EXPIRES_SECONDS, Proof,
-                               ProofCreate, ProofStatus, UploadForm, attachment_content_type,
-                               check_proof_content_type, inline_image_type, missing_proofs, proof_object_key,
-                               size_limit)
+from ..domain.proofs import DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, UPLOAD_EXPIRES_SECONDS, Proof, ProofCreate, ProofStatus, UploadForm, attachment_content_type, check_proof_content_type, inline_image_type, missing_proofs, proof_object_key, size_limit
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Task
 from ..domain.enums import STAGE_ROLE, AdvanceResult

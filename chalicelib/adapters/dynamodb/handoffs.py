@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from ...domain.errors import InvalidInputError
-from ...domain.evidence import Handoff
+from ...domain.handoffs import Handoff
 from ..pagination import decode_cursor, encode_cursor
 from . import keyspace
 from .table import KEY_NAMES, Page, Table

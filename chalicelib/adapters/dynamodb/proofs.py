@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Optional
 
-from ...domain.evidence import Proof, ProofStatus
+from ...domain.proofs import Proof, ProofStatus
 from . import keyspace
 from .handoffs import check_task_list_cursor, pointer_item
 from .table import GSI1_NAMES, Page, Table

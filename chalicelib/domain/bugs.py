@@ -1,0 +1,24 @@
+"""Bug reports: a person's (or an agent's) report of a problem, which becomes a bug task."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import BaseModel, Field, field_validator
+
+from .fields import STRICT_INPUT, LongText, Title
+from .handoffs import check_proof_ids
+from .severity import Severity
+
+
+class BugReport(BaseModel):
+    """The body of ``POST /projects/{project_id}/bugs``."""
+
+    model_config = STRICT_INPUT
+    title: Title
+    description: LongText = ""
+    severity: Severity = Severity.medium
+    run_id: Optional[str] = Field(default=None, max_length=64)
+    proof_ids: list[str] = Field(default_factory=list, max_length=20)
+
+    _proof_ids = field_validator("proof_ids")(lambda cls, v: check_proof_ids(v))
