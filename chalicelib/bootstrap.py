@@ -22,7 +22,7 @@ from .services.director import DirectorService
 from .services.bugs import BugService
 from .services.context import ContextService
 from .services.dispatch import DispatchService
-from .services.findings import FindingService
+from .services.fix_tasks import FixTaskService
 from .services.handoffs import HandoffService
 from .services.outbox import Outbox
 from .services.projects import ProjectService
@@ -51,7 +51,7 @@ class Services:
     launcher: Any
     proofs: ProofService
     handoffs: HandoffService
-    findings: FindingService
+    fix_tasks: FixTaskService
     bugs: BugService
     context: ContextService
     director: DirectorService
@@ -106,7 +106,7 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
     return Services(settings=settings, repos=repos, keys=keys, projects=projects, roles=roles, runs=runs,
                     tasks=tasks, approvals=ApprovalService(repos, runs, tasks), outbox=outbox, dispatch=dispatch,
                     launcher=launcher, proofs=proofs, handoffs=HandoffService(repos, tasks),
-                    findings=FindingService(repos, tasks, runs, proofs),
+                    fix_tasks=FixTaskService(repos, tasks, runs, proofs),
                     bugs=BugService(repos, projects, runs, tasks),
                     context=ContextService(repos, roles, proofs), director=director,
                     sweeper=Sweeper(repos, outbox, tasks))

@@ -1,7 +1,7 @@
 """Step Functions and SQS, translated: start/stop executions, answer task tokens, send messages.
 
 Errors that mean "the execution has moved on" (token unknown, timed out, execution gone) are
-reported as ``Gone`` so callers can drop the callback; anything else propagates for a retry.
+reported as ``GoneError`` so callers can drop the callback; anything else propagates for a retry.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ GONE_CODES = frozenset({"TaskDoesNotExist", "TaskTimedOut", "InvalidToken", "Exe
                         "ExecutionAlreadyExists"})
 
 
-class Gone(Exception):
+class GoneError(Exception):
     """The callback or execution no longer matters (the execution moved on or already exists)."""
 
 
@@ -35,7 +35,7 @@ class StepFunctions:
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code in GONE_CODES:
-                raise Gone(code) from None
+                raise GoneError(code) from None
             raise
 
     def start(self, machine: str, name: str, payload: dict[str, Any]) -> str:
@@ -43,7 +43,7 @@ class StepFunctions:
         try:
             return self._call("start_execution", stateMachineArn=arn, name=name, input=json.dumps(payload))[
                 "executionArn"]
-        except Gone:
+        except GoneError:
             return execution_arn(arn, name)  # same name: already started, which is what we wanted
 
     def task_execution_arn(self, name: str) -> str:
@@ -56,7 +56,7 @@ class StepFunctions:
         """Stop an execution; one that already ended (or never started) is fine."""
         try:
             self._call("stop_execution", executionArn=arn, error="Killed", cause=cause[:256])
-        except Gone:
+        except GoneError:
             pass
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") != "ValidationException":
@@ -74,7 +74,7 @@ class StepFunctions:
     def describe(self, arn: str) -> Optional[dict[str, Any]]:
         try:
             return self._call("describe_execution", executionArn=arn)
-        except Gone:
+        except GoneError:
             return None
 
 

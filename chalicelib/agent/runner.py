@@ -197,7 +197,7 @@ def upload_proof(client: BatonClient, task_id: str, path: Path, proof_type: str)
     return client.post(f"/proofs/{declared['proof']['id']}/confirm")
 
 
-class LeaseLost(Exception):
+class LeaseLostError(Exception):
     """The job's lease was lost while working: someone else has the task now; do not advance."""
 
 
@@ -236,7 +236,7 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
             work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
             passed, summary = work_stage(job, client, context, config, task, work, beat)
             code = 0
-        except LeaseLost as lost:
+        except LeaseLostError as lost:
             log(f"lost the lease while working ({lost}); not advancing")
             return 3
         except Exception as error:  # never a silent death: the stage fails, saying why
@@ -280,7 +280,7 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     started = time.monotonic()
     exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
     if beat.lost:
-        raise LeaseLost(beat.lost)
+        raise LeaseLostError(beat.lost)
     if os.path.lexists(repo / ".git"):
         notes.append(publish_changes(repo, branch, f"baton: {stage} of {task['title']} (iteration {task['iteration']})",
                                      home, runner_git_config))

@@ -15,7 +15,7 @@ bp = Blueprint(__name__)
           status=201, summary="Report findings (SARIF, bandit, security_report, bugs): fix tasks and a verdict")
 def report_findings(task_id):
     request = parse_body(bp.current_request.raw_body, FindingsReport)
-    return 201, get_services().findings.report(principal(), task_id, request)
+    return 201, get_services().fix_tasks.report(principal(), task_id, request)
 
 
 @endpoint(bp, "/projects/{project_id}/bugs", methods=["POST"], body=BugReport, response=Task, status=201,

@@ -52,7 +52,7 @@ def advance_task(task_id):
     # A pass needs the proofs the stage's role requires, and no failing findings verdict of the
     # stage (checked after the lease, before the move).
     proofs_check = services.proofs.advance_check(request.result)
-    verdict_check = services.findings.advance_check(request.result)
+    verdict_check = services.fix_tasks.advance_check(request.result)
 
     def check(task, run_item):
         verdict_check(task, run_item)

@@ -8,6 +8,19 @@ import time
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
+# Every id prefix, in one place. Entity ids are ``{prefix}_{ULID}``; project ids are slugs.
+RUN = "run"
+TASK = "task"
+HANDOFF = "hof"
+PROOF = "prf"
+API_KEY = "key"
+JOB = "job"          # job_{task ULID}_{dispatch:04d}
+CLAIM = "clm"        # clm_{random hex}
+OUTBOX = "obx"       # obx_{random hex}
+# Secrets carry a prefix too, so a leaked one is recognisable (and scanners can find it).
+API_KEY_SECRET = "bt_"        # an API key or a job token  # nosec B105  # a prefix, not a secret
+LAUNCH_CODE_SECRET = "bl_"    # a container job's single-use launch code  # nosec B105  # a prefix, not a secret
+
 PROJECT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 ULID_BODY = r"[0-9A-HJKMNP-TV-Z]{26}"
 

@@ -12,7 +12,7 @@ import secrets
 from typing import Any, Optional
 
 from ..adapters.dynamodb import Page, Repositories
-from ..domain import clock
+from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError, UnauthenticatedError
 from ..domain.ids import is_valid_id, new_id
@@ -21,8 +21,8 @@ from ..domain.enums import PrincipalKind
 from ..domain.requests import KeyCreate
 from ..domain.pipeline import lease_is_live
 
-KEY_PREFIX = "bt_"
-LAUNCH_CODE_PREFIX = "bl_"
+KEY_PREFIX = ids.API_KEY_SECRET
+LAUNCH_CODE_PREFIX = ids.LAUNCH_CODE_SECRET
 
 
 def hash_key(key: str) -> str:
@@ -35,7 +35,7 @@ class KeyService:
 
     def issue(self, request: KeyCreate, created_by: str) -> tuple[ApiKey, str]:
         key = KEY_PREFIX + secrets.token_urlsafe(32)
-        api_key = ApiKey(id=new_id("key"), name=request.name, principal=request.principal,
+        api_key = ApiKey(id=new_id(ids.API_KEY), name=request.name, principal=request.principal,
                          project_ids=sorted(set(request.project_ids)), created_at=clock.now_iso(),
                          created_by=created_by)
         self.repos.credentials.create_api_key(hash_key(key), api_key)
@@ -70,7 +70,7 @@ class KeyService:
                                        "killed, or its launch window passed)", code="job_ended")
         token = KEY_PREFIX + secrets.token_urlsafe(32)
         expires_at = clock.plus_seconds(now, int(launch.get("token_seconds") or 3600))
-        api_key = ApiKey(id=new_id("key"), name=f"job:{job_id}", principal=PrincipalKind.agent,
+        api_key = ApiKey(id=new_id(ids.API_KEY), name=f"job:{job_id}", principal=PrincipalKind.agent,
                          project_ids=[task.project_id], created_at=now, created_by="launch-code")
         self.repos.credentials.redeem_launch_code(principal.key_id, hash_key(token), api_key, launch=launch,
                                       expires_at=expires_at, now=now)
@@ -87,7 +87,7 @@ class KeyService:
 
     def revoke(self, principal: Principal, key_id: str) -> ApiKey:
         authorize(principal, Action.manage_keys)
-        item = self.repos.credentials.find_api_key(key_id) if is_valid_id(key_id, "key") else None
+        item = self.repos.credentials.find_api_key(key_id) if is_valid_id(key_id, ids.API_KEY) else None
         if item is None:
             raise NotFoundError(f"api key {key_id} not found")
         revoked_at = item.get("revoked_at") or clock.now_iso()

@@ -16,7 +16,7 @@ from ..domain.entities import Approval
 from ..domain.enums import GATES, ApprovalDecision, ApprovalStatus, RunStatus, TaskSource
 from ..domain.requests import ApprovalRequest
 from . import outbox
-from .lifecycle import answer_run_wait
+from .run_effects import answer_run_wait
 from .runs import RunService
 from .tasks import TaskService
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..adapters.dynamodb import Repositories
-from ..domain import clock
+from ..domain import clock, ids
 from ..domain.auth import Action, Principal
 from ..domain.errors import ConflictError, NotFoundError, RuleViolationError
 from ..domain.bugs import BugReport
@@ -22,7 +22,7 @@ from ..domain.entities import Task
 from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, TaskSource
 from ..domain.requests import RunCreate
 from .projects import ProjectService
-from .proofs import PROOF_PREFIX, cited_proofs
+from .proofs import cited_proofs
 from .runs import RunService
 from .tasks import TaskService, require_open_run
 
@@ -80,7 +80,7 @@ class BugService:
             missing = RuleViolationError(f"run_id is not a run of project {project_id}; omit it to "
                                          "report into the project's backlog", code="unknown_run",
                                          details=[{"loc": ["run_id"]}])
-            if not is_valid_id(request.run_id, "run"):
+            if not is_valid_id(request.run_id, ids.RUN):
                 raise missing
             try:
                 item = self.runs.run_item(principal, request.run_id, Action.report_bug)
@@ -115,7 +115,7 @@ class BugService:
         """The screenshots (or other proofs) attached to the bug task, written in the task's own
         transaction: new proof items of the task sharing the original S3 objects."""
         now = clock.now_iso()
-        copies = [proof.model_copy(update={"id": new_id(PROOF_PREFIX), "task_id": task.id, "run_id": task.run_id,
+        copies = [proof.model_copy(update={"id": new_id(ids.PROOF), "task_id": task.id, "run_id": task.run_id,
                                            "stage": task.stage.value, "iteration": task.iteration, "created_at": now,
                                            "attached_from": proof.id})
                   for proof in proofs]

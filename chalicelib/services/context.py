@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 from ..adapters.dynamodb import Repositories
 from ..adapters.dynamodb.runs import item_to_run
+from ..domain import ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
 from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
@@ -45,7 +46,7 @@ class ContextService:
         self.proofs = proofs
 
     def get(self, principal: Principal, task_id: str) -> TaskContext:
-        task, jobs = self.repos.tasks.with_latest_jobs(task_id, CONTEXT_ATTEMPTS) if is_valid_id(task_id, "task") \
+        task, jobs = self.repos.tasks.with_latest_jobs(task_id, CONTEXT_ATTEMPTS) if is_valid_id(task_id, ids.TASK) \
             else (None, [])
         if task is None:
             raise NotFoundError("task not found")

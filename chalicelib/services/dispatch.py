@@ -23,14 +23,14 @@ import secrets
 from typing import Any
 
 from ..adapters.dynamodb import Repositories, RunEffect
-from ..domain import clock
+from ..domain import clock, ids
 from ..domain.errors import ConflictError
 from ..domain.entities import Task
 from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, counter_deltas
 from ..domain.roles import Executor
-from . import lifecycle, outbox
+from . import run_effects, outbox
 from .api_keys import KeyService
 from .outbox import Outbox
 from .roles import RoleService
@@ -77,7 +77,7 @@ class DispatchService:
             run_item = self.repos.runs.get_item(run_id)
             if run_item is None or RunStatus(run_item["status"]) != RunStatus.running:
                 return
-            slots = int(run_item.get("parallelism", 1)) - int(run_item.get(lifecycle.ACTIVE_COUNTER, 0) or 0)
+            slots = int(run_item.get("parallelism", 1)) - int(run_item.get(run_effects.ACTIVE_COUNTER, 0) or 0)
             if slots <= 0:
                 return
             waiting = self.repos.tasks.awaiting_start(run_id, slots)
@@ -100,9 +100,9 @@ class DispatchService:
         def has_slot(item: dict[str, Any]) -> RunEffect:
             if RunStatus(item["status"]) != RunStatus.running:
                 raise ConflictError("run not running", code="run_not_running")
-            if int(item.get(lifecycle.ACTIVE_COUNTER, 0) or 0) >= int(item.get("parallelism", 1)):
+            if int(item.get(run_effects.ACTIVE_COUNTER, 0) or 0) >= int(item.get("parallelism", 1)):
                 raise ConflictError("no free slot", code="run_full")
-            return RunEffect(counters={lifecycle.ACTIVE_COUNTER: 1})
+            return RunEffect(counters={run_effects.ACTIVE_COUNTER: 1})
 
         try:
             self.repos.audit.commit(run_id=current.run_id, actor=ACTOR, action="task.started", entity=f"task:{current.id}",
@@ -143,7 +143,7 @@ class DispatchService:
         run_item = self.repos.runs.get_item(task.run_id) or {}
         config = self.roles.pinned_for_stage(run_item, task.stage)
         now = clock.now_iso()
-        job_id = f"job_{task.id.split('_', 1)[1]}_{dispatch:04d}"
+        job_id = f"{ids.JOB}_{task.id.split('_', 1)[1]}_{dispatch:04d}"
         fields: dict[str, Any] = {
             "status": TaskStatus.queued, "claimed_by": None, "claim_id": None, "lease_expires_at": None,
             "enqueued_at": now, "dispatch_seq": dispatch, "attempt": attempt, "job_id": job_id,
@@ -151,7 +151,7 @@ class DispatchService:
         container = config.executor == Executor.container
         if container:
             # Claimed for the job's runner now: the launch window is the first lease.
-            fields.update(status=TaskStatus.in_progress, claimed_by=job_id, claim_id="clm_" + secrets.token_hex(12),
+            fields.update(status=TaskStatus.in_progress, claimed_by=job_id, claim_id=f"{ids.CLAIM}_{secrets.token_hex(12)}",
                           lease_expires_at=clock.plus_seconds(now, self.launch_window(config)), enqueued_at=None)
         after = task.model_copy(update=fields)
         transition = Transition("job.dispatched" if attempt == 1 else "job.redispatched", task.stage, after.stage,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from ..adapters.dynamodb import Page, Repositories
-from ..domain import clock
+from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
 from ..domain.handoffs import Handoff, HandoffAction, HandoffCreate, HandoffNote, HandoffStatus, HandoffTransition, next_handoff_status
@@ -18,7 +18,6 @@ from ..domain.ids import is_valid_id, new_id
 from .proofs import cited_proofs
 from .tasks import TaskService
 
-HANDOFF_PREFIX = "hof"
 
 
 class HandoffService:
@@ -29,7 +28,7 @@ class HandoffService:
     # ---- reads
 
     def get(self, principal: Principal, handoff_id: str, action: Action = Action.read) -> Handoff:
-        handoff = self.repos.handoffs.get(handoff_id) if is_valid_id(handoff_id, HANDOFF_PREFIX) else None
+        handoff = self.repos.handoffs.get(handoff_id) if is_valid_id(handoff_id, ids.HANDOFF) else None
         if handoff is None:
             raise NotFoundError("handoff not found")
         authorize(principal, action, project_id=handoff.project_id, task_id=handoff.task_id, what="handoff")
@@ -43,11 +42,11 @@ class HandoffService:
     # ---- writes
 
     def create(self, principal: Principal, task_id: str, request: HandoffCreate) -> Handoff:
-        task = self.tasks.get_for_evidence(principal, task_id)
+        task = self.tasks.get_under_claim(principal, task_id)
         cited_proofs(self.repos.proofs, request.proof_ids, owner=f"task {task.id}",
                      when="before citing them in a handoff", belongs=lambda proof: proof.task_id == task.id)
         now = clock.now_iso()
-        handoff = Handoff(id=new_id(HANDOFF_PREFIX), task_id=task.id, run_id=task.run_id, project_id=task.project_id,
+        handoff = Handoff(id=new_id(ids.HANDOFF), task_id=task.id, run_id=task.run_id, project_id=task.project_id,
                           stage=task.stage.value, iteration=task.iteration, **request.model_dump(),
                           status=HandoffStatus.created,
                           transitions=[HandoffTransition(status=HandoffStatus.created, at=now, by=principal.actor)],
@@ -65,7 +64,7 @@ class HandoffService:
     def transition(self, principal: Principal, handoff_id: str, action: HandoffAction, note: HandoffNote) -> Handoff:
         """accept / complete / fail; 409 when the lifecycle does not allow it from the current status."""
         handoff = self.get(principal, handoff_id, Action.work)
-        self.tasks.get_for_evidence(principal, handoff.task_id)   # an agent moves a handoff only under its live claim
+        self.tasks.get_under_claim(principal, handoff.task_id)   # an agent moves a handoff only under its live claim
         target = next_handoff_status(handoff.status, action)
         now = clock.now_iso()
         after = handoff.model_copy(update={

@@ -13,15 +13,15 @@ import secrets
 from typing import Any, Iterable, Optional
 
 from ..adapters.dynamodb import Repositories
-from ..adapters.stepfunctions import DispatchQueue, Gone, StepFunctions
-from ..domain import clock
+from ..adapters.stepfunctions import DispatchQueue, GoneError, StepFunctions
+from ..domain import clock, ids
 
 logger = logging.getLogger("baton.outbox")
 
 
 def record(call: str, **params: Any) -> dict[str, Any]:
     """A new outbox record: ``call`` is task_success | task_heartbeat | start | stop | enqueue."""
-    return {"id": "obx_" + secrets.token_hex(10), "created_at": clock.now_iso(), "call": call, **params}
+    return {"id": f"{ids.OUTBOX}_{secrets.token_hex(10)}", "created_at": clock.now_iso(), "call": call, **params}
 
 
 class Outbox:
@@ -39,7 +39,7 @@ class Outbox:
         for rec in records:
             try:
                 self._call(rec)
-            except Gone as gone:
+            except GoneError as gone:
                 logger.info("outbox %s dropped: %s (the execution moved on)", rec["id"], gone)
             except Exception:  # network, throttling: keep the record, the sweeper retries
                 logger.warning("outbox %s not delivered yet (%s)", rec["id"], rec["call"], exc_info=True)

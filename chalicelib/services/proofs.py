@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Optional
 from ..adapters.dynamodb import Page, Repositories
 from ..adapters.dynamodb.proofs import ProofRepository
 from ..adapters.proofs_s3 import ProofStore
-from ..domain import clock
+from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError, RuleViolationError
 from ..domain.proofs import DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, UPLOAD_EXPIRES_SECONDS, Proof, ProofCreate, ProofStatus, UploadForm, attachment_content_type, check_proof_content_type, inline_image_type, missing_proofs, proof_object_key, size_limit
@@ -40,7 +40,6 @@ from .tasks import TaskService
 
 logger = logging.getLogger("baton.proofs")
 
-PROOF_PREFIX = "prf"
 
 
 def _megabytes(size: int) -> str:
@@ -58,7 +57,7 @@ def cited_proofs(proofs: ProofRepository, proof_ids: list[str], *, belongs: Call
     """
     if not proof_ids:
         return []
-    found = proofs.get_many(p for p in proof_ids if is_valid_id(p, PROOF_PREFIX))
+    found = proofs.get_many(p for p in proof_ids if is_valid_id(p, ids.PROOF))
     unknown = [p for p in proof_ids if p not in found or not belongs(found[p])]
     if unknown:
         raise RuleViolationError(f"proof_ids must name proofs of {owner}; not found: {', '.join(unknown)}",
@@ -91,7 +90,7 @@ class ProofService:
     # ---- reads
 
     def get(self, principal: Principal, proof_id: str, action: Action = Action.read) -> Proof:
-        proof = self.repos.proofs.get(proof_id) if is_valid_id(proof_id, PROOF_PREFIX) else None
+        proof = self.repos.proofs.get(proof_id) if is_valid_id(proof_id, ids.PROOF) else None
         if proof is None:
             raise NotFoundError("proof not found")
         authorize(principal, action, project_id=proof.project_id, task_id=proof.task_id, what="proof")
@@ -105,7 +104,7 @@ class ProofService:
     def list_for_project(self, principal: Principal, project_id: str, limit: int, cursor: Optional[str],
                          proof_type: Optional[str] = None, run_id: Optional[str] = None) -> Page:
         self.projects.get(principal, project_id)
-        if run_id is not None and not is_valid_id(run_id, "run"):
+        if run_id is not None and not is_valid_id(run_id, ids.RUN):
             raise InvalidInputError("run_id must be a run id (run_...)", code="invalid_query")
         return self.repos.proofs.of_project(project_id, limit, cursor, proof_type, run_id)
 
@@ -135,7 +134,7 @@ class ProofService:
     # ---- upload
 
     def request_upload(self, principal: Principal, task_id: str, request: ProofCreate) -> tuple[Proof, UploadForm]:
-        task = self.tasks.get_for_evidence(principal, task_id)
+        task = self.tasks.get_under_claim(principal, task_id)
         check_proof_content_type(request.type, request.content_type)
         limit = size_limit(request.type, self.size_limits)
         if request.size > limit:
@@ -143,7 +142,7 @@ class ProofService:
                 f"a {request.type.value} proof may be at most {limit} bytes ({_megabytes(limit)}); this one declares "
                 f"{request.size} bytes: compress or split it", code="proof_too_large")
         now = clock.now_iso()
-        proof_id = new_id(PROOF_PREFIX)
+        proof_id = new_id(ids.PROOF)
         key = proof_object_key(project_id=task.project_id, run_id=task.run_id, task_id=task.id,
                                stage=task.stage.value, iteration=task.iteration, proof_type=request.type.value,
                                proof_id=proof_id, filename=request.filename)
@@ -165,7 +164,7 @@ class ProofService:
 
     def confirm(self, principal: Principal, proof_id: str) -> Proof:
         proof = self.get(principal, proof_id, Action.work)
-        self.tasks.get_for_evidence(principal, proof.task_id)   # an agent confirms only under its live claim
+        self.tasks.get_under_claim(principal, proof.task_id)   # an agent confirms only under its live claim
         if proof.status == ProofStatus.stored:
             return proof
         found = self.objects.head(proof.s3_key)

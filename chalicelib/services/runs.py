@@ -6,7 +6,7 @@ from typing import Any, Optional
 
 from ..adapters.dynamodb import Page, Repositories, RunEffect
 from ..adapters.dynamodb.runs import item_to_run
-from ..domain import clock, pipeline
+from ..domain import clock, ids, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
@@ -14,7 +14,7 @@ from ..domain.entities import Event, Progress, Run, Task
 from ..domain.enums import RunStatus, TaskSource, TaskStatus
 from ..domain.requests import RunCreate, TaskCreate
 from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
-from . import lifecycle, outbox
+from . import run_effects, outbox
 from .outbox import Outbox
 from .projects import ProjectService
 from .roles import RoleService
@@ -37,7 +37,7 @@ class RunService:
     # ---- reads
 
     def run_item(self, principal: Principal, run_id: str, action: Action = Action.read) -> dict[str, Any]:
-        item = self.repos.runs.get_item(run_id) if is_valid_id(run_id, "run") else None
+        item = self.repos.runs.get_item(run_id) if is_valid_id(run_id, ids.RUN) else None
         if item is None:
             raise NotFoundError("run not found")
         authorize(principal, action, project_id=item["project_id"], what="run")
@@ -75,7 +75,7 @@ class RunService:
         if "max_iterations" not in request.model_fields_set and self.director is not None:
             request = request.model_copy(update={"max_iterations": self.director.current().max_iterations_default})
         pinned = self.roles.active_all()
-        run = Run(id=new_id("run"), project_id=project_id, title=request.title, status=RunStatus.pending,
+        run = Run(id=new_id(ids.RUN), project_id=project_id, title=request.title, status=RunStatus.pending,
                   stages=request.stages, max_iterations=request.max_iterations, parallelism=request.parallelism,
                   canary=request.canary, ceilings=ceilings, deploy_gate=request.deploy_gate,
                   finding_threshold=request.finding_threshold, queue_timeout_seconds=request.queue_timeout_seconds,
@@ -91,7 +91,7 @@ class RunService:
         records = []
         if self.sfn:
             records = [outbox.record("start", machine="run", name=run.id, input={"run_id": run.id}),
-                       lifecycle.fill_request(run.id)]
+                       run_effects.fill_request(run.id)]
         self.repos.audit.commit(run_id=run.id, actor=principal.actor, action="run.started", entity=f"run:{run.id}",
                           data={"tasks": len(tasks), "pinned_roles": run.pinned_roles},
                           operations=self.outbox.operations(records),
@@ -124,7 +124,7 @@ class RunService:
                 if RunStatus(current["status"]) in (RunStatus.succeeded, RunStatus.failed):
                     raise ConflictError(f"run {run_id} ended while it was being killed", code="run_ended")
                 effect = RunEffect(set={"status": RunStatus.killed.value})
-                effect.outbox += lifecycle.answer_run_wait(current, effect, RunStatus.killed)
+                effect.outbox += run_effects.answer_run_wait(current, effect, RunStatus.killed)
                 return effect
 
             records = []
@@ -161,14 +161,14 @@ class RunService:
                     for name, delta in counter_deltas(transition).items():
                         deltas[name] = deltas.get(name, 0) + delta
                     if after.started:
-                        deltas[lifecycle.ACTIVE_COUNTER] = deltas.get(lifecycle.ACTIVE_COUNTER, 0) - 1
+                        deltas[run_effects.ACTIVE_COUNTER] = deltas.get(run_effects.ACTIVE_COUNTER, 0) - 1
                         if self.outbox.sfn:
                             records.append(outbox.record("stop", arn=self.outbox.sfn.task_execution_arn(after.id),
                                                          cause="run killed"))
                 answered = []
                 for after, transition in changes:
                     before = next(t for t in chunk if t.id == after.id)
-                    after, answers = lifecycle.answer_stage_job(before, after)
+                    after, answers = run_effects.answer_stage_job(before, after)
                     records += answers
                     answered.append((after, transition))
                 changes = answered

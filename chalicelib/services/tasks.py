@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 
 from ..adapters.dynamodb import Committed, Repositories
 from ..adapters.dynamodb.runs import item_to_run
-from ..domain import clock, pipeline
+from ..domain import clock, ids, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
@@ -17,7 +17,7 @@ from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, Stag
 from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.pipeline import Transition
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
-from . import lifecycle
+from . import run_effects
 from .outbox import Outbox
 from .roles import RoleService
 
@@ -66,7 +66,7 @@ def new_task(run: Run, *, title: str, description: str, priority: int, source: T
     """A task at its first stage: claimable at once in plain mode; in Step Functions mode it
     waits for a parallelism slot, then for its stage job to be dispatched."""
     stage = Stage.cicd if source == TaskSource.release else pipeline.first_stage(run.stages)
-    return Task(id=new_id("task"), run_id=run.id, project_id=run.project_id, title=title,
+    return Task(id=new_id(ids.TASK), run_id=run.id, project_id=run.project_id, title=title,
                 description=description, priority=priority, stage=stage,
                 status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
                 created_at=now, updated_at=now, enqueued_at=None if sfn else now, awaiting_start=sfn,
@@ -100,13 +100,13 @@ class TaskService:
     # ---- reads
 
     def get(self, principal: Principal, task_id: str, action: Action = Action.read) -> Task:
-        task = self.repos.tasks.get(task_id) if is_valid_id(task_id, "task") else None
+        task = self.repos.tasks.get(task_id) if is_valid_id(task_id, ids.TASK) else None
         if task is None:
             raise NotFoundError("task not found")
         authorize(principal, action, project_id=task.project_id, task_id=task.id, what="task")
         return task
 
-    def get_for_evidence(self, principal: Principal, task_id: str) -> Task:
+    def get_under_claim(self, principal: Principal, task_id: str) -> Task:
         """The task, for writing evidence on it (handoffs, proofs, findings, usage, state).
 
         An agent writes evidence only under its live claim of the task: a job token's own claim, or
@@ -132,7 +132,7 @@ class TaskService:
         task = new_task(run, title=title, description=description, priority=priority, source=source,
                         parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
         deltas = new_task_deltas(task.stage, task.status)
-        records = [lifecycle.fill_request(run.id)] if self.sfn else []
+        records = [run_effects.fill_request(run.id)] if self.sfn else []
 
         def reopen(current: dict[str, Any]) -> dict[str, Any]:
             if check_run:
@@ -165,8 +165,8 @@ class TaskService:
         run_item = run_item or self.repos.runs.get_item(before.run_id) or {}
         records: list[dict[str, Any]] = []
         if answer_job:
-            after, records = lifecycle.answer_stage_job(before, after, attempt=next_attempt)
-        effect_of = lifecycle.run_effect(before, after, transition, sfn=self.sfn,
+            after, records = run_effects.answer_stage_job(before, after, attempt=next_attempt)
+        effect_of = run_effects.run_effect(before, after, transition, sfn=self.sfn,
                                          open_gate=self.repos.approvals.open_op, reopen=reopen)
 
         def on_run(current: dict[str, Any]):
@@ -181,7 +181,7 @@ class TaskService:
                   "iteration": after.iteration, **data},
             operations=[self.repos.tasks.replace_op(after, before.version), *extra_operations,
                         *self.outbox.operations(records)],
-            counters=lifecycle.counter_deltas(transition), run_item=run_item, on_run=on_run)
+            counters=run_effects.counter_deltas(transition), run_item=run_item, on_run=on_run)
         self.outbox.deliver(records + committed.effect.outbox)
         return after, committed
 
@@ -223,7 +223,7 @@ class TaskService:
         """Try the queues in order: ``(project_id, None)`` a project's, ``(None, run_id)`` a run's."""
         for project_id, run_id in queues:
             if run_id is not None:
-                if not is_valid_id(run_id, "run"):
+                if not is_valid_id(run_id, ids.RUN):
                     raise InvalidInputError("run_id is not a run id", code="invalid_id")
                 run_item = self.repos.runs.get_item(run_id)
                 if run_item is None:
@@ -265,7 +265,7 @@ class TaskService:
     def _claim_one(self, principal: Principal, task: Task, request: ClaimRequest) -> tuple[Task, Claim]:
         now = clock.now_iso()
         after, transition = pipeline.claim(task, stage=request.stage, agent_id=request.agent_id,
-                                           claim_id="clm_" + secrets.token_hex(12), now=now,
+                                           claim_id=f"{ids.CLAIM}_{secrets.token_hex(12)}", now=now,
                                            lease_seconds=request.lease_seconds)
         after = after.model_copy(update={"claimed_with_key": principal.key_id})
 

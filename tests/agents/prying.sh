@@ -1,5 +1,5 @@
 #!/bin/sh
-# A prying agent for tests/test_e2e_agent_secrets.py: it looks for Baton credentials everywhere an
+# A prying agent for tests/e2e/test_agent_secrets.py: it looks for Baton credentials everywhere an
 # agent can look and writes what it found to a proof (prying-report.txt).
 #
 #   sh prying.sh OUT PYTHON

@@ -1,0 +1,93 @@
+"""Run effects: what a task's change does to its run and to its Step Functions executions.
+
+Used by every use case that moves a task (claim, advance, set-stage, cancel, dispatch, expiry),
+so the consequences are decided in one place:
+
+* the stage job's task token is answered (next stage to dispatch, or done/failed/cancelled);
+* a started task that ends frees a slot of the run's parallelism (and asks to fill it);
+* the run's status follows its counters (awaiting approval, succeeded, failed), the deploy
+  approval is opened, and the run execution's waiting token is answered.
+
+All of it lands in the same transaction as the task change (outbox records included).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from ..adapters.dynamodb import RunEffect
+from ..domain import clock
+from ..domain.entities import Task
+from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
+from ..domain.pipeline import Transition
+from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
+from . import outbox
+
+ACTIVE_COUNTER = "n_active"
+FILL = "fill"
+
+def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Task, list[dict[str, Any]]]:
+    """Answer the execution waiting on ``before``'s stage job, if any, and clear the token.
+
+    The answer is the execution's next input: ``{next: dispatch, task_id, dispatch, attempt}`` for
+    another stage job (the next stage, a loop-back, or ``attempt`` > 1 for a re-dispatch of the same
+    stage), else ``{next: done|failed|cancelled}``.
+    """
+    token = before.sfn_token
+    if not token or after.status == TaskStatus.in_progress:
+        return after, []
+    if after.status == TaskStatus.queued:
+        output: dict[str, Any] = {"next": "dispatch", "task_id": before.id, "dispatch": before.dispatch_seq + 1,
+                                  "attempt": attempt}
+        after = after.model_copy(update={"enqueued_at": None})   # claimable again once dispatched
+    else:
+        output = {"next": {TaskStatus.done: "done", TaskStatus.failed: "failed",
+                           TaskStatus.cancelled: "cancelled"}[after.status]}
+    return after.model_copy(update={"sfn_token": None}), [outbox.record("task_success", token=token, output=output)]  # nosec B105  # clears the token; no secret in code
+
+
+def fill_request(run_id: str) -> dict[str, Any]:
+    return outbox.record("enqueue", body={"kind": FILL, "run_id": run_id})
+
+
+def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
+               open_gate: Callable[[dict[str, Any]], dict[str, Any]],
+               reopen: bool = False) -> Callable[[dict[str, Any]], RunEffect]:
+    """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
+    deltas = counter_deltas(transition)
+    ended = after.is_terminal and not before.is_terminal
+
+    def on_run(run_item: dict[str, Any]) -> RunEffect:
+        effect = RunEffect()
+        if sfn and ended and before.started:
+            effect.counters[ACTIVE_COUNTER] = -1
+            effect.outbox.append(fill_request(before.run_id))
+        status = RunStatus(run_item["status"])
+        if reopen and status == RunStatus.awaiting_approval and not after.is_terminal:
+            # A human sent a finished task back: the run works again; its gate stays pending
+            # and is asked again when every task has ended.
+            effect.set["status"] = RunStatus.running.value
+            effect.event_data["run_status"] = RunStatus.running.value
+            return effect
+        if status == RunStatus.running:
+            new_status = status_when_all_finished(apply_deltas(run_item, deltas), bool(run_item.get("deploy_gate", True)),
+                                                  released=bool(run_item.get("release_task_id")))
+            if new_status:
+                effect.set["status"] = new_status.value
+                effect.event_data["run_status"] = new_status.value
+                if new_status == RunStatus.awaiting_approval:
+                    effect.operations.append(open_gate(
+                        {"run_id": before.run_id, "gate": "deploy", "status": ApprovalStatus.pending.value,
+                         "requested_at": clock.now_iso()}))
+                effect.outbox += answer_run_wait(run_item, effect, new_status)
+        return effect
+
+    return on_run
+
+
+def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus) -> list[dict[str, Any]]:
+    token = run_item.get("wait_token")
+    if not token:
+        return []
+    effect.remove.append("wait_token")
+    return [outbox.record("task_success", token=token, output={"next": RUN_OUTCOME[new_status]})]

@@ -1,0 +1,227 @@
+"""End-to-end on the local stack: moto server + Step Functions + SQS pump + local executor + API.
+
+Agents are real subprocesses (the runner) working a scripted command. Waiting is by polling the
+API until a condition holds or a generous deadline passes; no outcome depends on timing.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from chalicelib.agent.client import BatonClient
+from chalicelib.local.stack import LocalStack
+from tests.support.waiting import wait_for as wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT = f"{sys.executable} {ROOT / 'tests' / 'agents' / 'scripted.py'}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-e2e", visibility_timeout=5,
+                    sweep_seconds=1, max_attempts=3, write_config=False) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def repository(tmp_path_factory) -> str:
+    """A local bare git repository the agents clone and push task branches to."""
+    import subprocess
+
+    root = tmp_path_factory.mktemp("repo")
+    work, bare = root / "work", root / "e2e.git"
+    work.mkdir()
+    (work / "README.md").write_text("e2e\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=work, check=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
+    return f"file://{bare}"
+
+
+@pytest.fixture(scope="module")
+def admin(stack, repository) -> BatonClient:
+    client = BatonClient(stack.api_url, stack.admin_key)
+    for role in ("dev", "qa", "security", "docs", "cicd"):
+        client.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
+                                      "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})
+    client.post("/projects", {"id": "e2e", "name": "E2E", "repository_url": repository})
+    return client
+
+
+@pytest.fixture(scope="module")
+def human(stack, admin) -> BatonClient:
+    created = admin.post("/keys", {"name": "reviewer", "principal": "human", "project_ids": ["e2e"]})
+    return BatonClient(stack.api_url, created["key"])
+
+
+def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float = 120) -> Any:
+    return wait_until(check, what, deadline_seconds)
+
+
+def tasks_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:
+    return client.get(f"/runs/{run_id}/tasks?limit=200")["items"]
+
+
+def events_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:
+    return client.get(f"/runs/{run_id}/events?limit=200")["items"]
+
+
+def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(admin, human):
+    run = admin.post("/projects/e2e/runs", {"title": "three tasks", "tasks": [
+        {"title": "add login"}, {"title": "fix flaky-qa parser"}, {"title": "update docs"}]})
+    run_id = run["id"]
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] == "awaiting_approval", "the deploy gate")
+    tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
+    assert all(t["stage"] == "complete" and t["status"] == "done" for t in tasks.values())
+    assert tasks["fix flaky-qa parser"]["iteration"] == 2
+    assert tasks["add login"]["iteration"] == 1
+    assert admin.get(f"/runs/{run_id}/approvals")["items"][0]["status"] == "pending"
+    # Nothing ships until a human approves: the run stays at the gate.
+    assert admin.get(f"/runs/{run_id}")["status"] == "awaiting_approval"
+    human.post(f"/runs/{run_id}/approvals/deploy", {"decision": "approve", "comment": "ship it"})
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] == "succeeded", "the release")
+    release = [t for t in tasks_of(admin, run_id) if t["source"] == "release"]
+    assert len(release) == 1 and release[0]["stage"] == "complete"
+    actions = [e["action"] for e in events_of(admin, run_id)]
+    assert actions[0] == "run.created" and actions[1] == "run.started"
+    assert actions.count("task.looped_back") == 1
+    assert actions.index("task.looped_back") < actions.index("task.created")  # release after the loop-back
+    assert "approval.requested" in actions or "task.created" in actions
+    seqs = [e["seq"] for e in events_of(admin, run_id)]
+    assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
+
+
+def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(admin):
+    run = admin.post("/projects/e2e/runs", {"title": "crashes", "deploy_gate": False, "stages": ["dev", "qa"],
+                                             "tasks": [{"title": "crash-once job"}, {"title": "crash-always job"},
+                                                       {"title": "steady job"}]})
+    run_id = run["id"]
+    wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] in ("failed", "succeeded"), "the run to end", 180)
+    tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
+    assert tasks["crash-once job"]["status"] == "done"
+    assert tasks["steady job"]["status"] == "done"
+    assert tasks["crash-always job"]["status"] == "failed"
+    assert admin.get(f"/runs/{run_id}")["status"] == "failed"
+    actions = [e["action"] for e in events_of(admin, run_id)]
+    assert actions.count("job.redispatched") >= 3   # once for crash-once, twice for crash-always
+    assert "task.attempts_exhausted" in actions
+
+
+def test_killing_a_run_cancels_its_tasks_and_stops_dispatching(admin, stack):
+    run = admin.post("/projects/e2e/runs", {"title": "to kill", "parallelism": 1,
+                                             "tasks": [{"title": f"slow job {i}"} for i in range(3)]})
+    run_id = run["id"]
+    wait_for(lambda: any(t["status"] == "in_progress" for t in tasks_of(admin, run_id)), "a job to start")
+    killed = admin.delete(f"/runs/{run_id}")
+    assert killed["status"] == "killed"
+    tasks = tasks_of(admin, run_id)
+    assert {t["status"] for t in tasks} == {"cancelled"}
+    dispatched_before = [e for e in events_of(admin, run_id) if e["action"].startswith("job.")]
+    sfn = stack.services.outbox.sfn
+
+    def stopped(arn: str) -> bool:
+        described = sfn.describe(arn)
+        return described is None or described["status"] != "RUNNING"
+
+    # AWS aborts at once; moto ends a stopped execution only when its wait ends, so the kill also
+    # answers every waiting token with "cancelled": either way nothing keeps running.
+    for task in tasks:
+        wait_for(lambda: stopped(sfn.task_execution_arn(task["id"])), "the task executions to stop", 30)
+    wait_for(lambda: stopped(sfn.run_execution_arn(run_id)), "the run execution to stop", 30)
+    # Nothing further is dispatched for the killed run.
+    stack.threads[1].pump_once(wait_seconds=1)
+    dispatched_after = [e for e in events_of(admin, run_id) if e["action"].startswith("job.")]
+    assert dispatched_after == dispatched_before
+
+
+def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack):
+    """A run pins role digests when it starts; if the pinned version's content changes afterwards,
+    the runner refuses to work and the task is not advanced."""
+    from chalicelib.agent.runner import run_job
+
+    admin.put("/roles/dev", {"prompt": "external dev", "executor": "external", "required_proofs": [],
+                             "timeout_seconds": 600, "heartbeat_seconds": 300})
+    run = admin.post("/projects/e2e/runs", {"title": "drift", "deploy_gate": False, "tasks": [{"title": "t"}]})
+    task = tasks_of(admin, run["id"])[0]
+    wait_for(lambda: admin.get(f"/tasks/{task['id']}/context")["attempts"], "the stage job to be dispatched")
+    pinned_version = admin.get(f"/tasks/{task['id']}/context")["role"]["version"]
+    store = stack.services.store
+    from chalicelib.adapters.dynamodb import keyspace as keys
+
+    store.client.update_item(TableName=store.table, Key={k: {"S": v} for k, v in keys.role_version(
+        "dev", pinned_version).items()}, UpdateExpression="SET prompt = :p",
+        ExpressionAttributeValues={":p": {"S": "tampered after the run started"}})
+    job = {"job_id": "job_manual_drift", "task_id": task["id"], "stage": "dev", "attempt": 1}
+    assert run_job(job, admin) == 7
+    after = admin.get(f"/tasks/{task['id']}")
+    assert after["stage"] == "dev" and after["status"] == "queued" and after["claimed_by"] is None
+    assert not [e for e in events_of(admin, run["id"]) if e["action"] in ("task.claimed", "task.passed")]
+    admin.delete(f"/runs/{run['id']}")
+
+
+def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch):
+    """Launch failures are reported per record (partial batch failure); SQS redelivers, and after
+    maxReceiveCount moves the message to the DLQ while the rest of the batch goes on. (When the
+    stage job's heartbeat lapses first, the job is re-dispatched and the superseded message is
+    dropped instead; an agent that never reports makes the task fail after its attempts — see the
+    crash test above.)"""
+    admin.put("/roles/dev", {"prompt": "scripted dev", "executor": "container", "command": AGENT,
+                             "required_proofs": [], "timeout_seconds": 600, "heartbeat_seconds": 120})
+
+    def refuse(spec):
+        raise RuntimeError("no capacity to start the agent")
+
+    monkeypatch.setattr(stack.services.launcher, "launch", refuse)
+    run = admin.post("/projects/e2e/runs", {"title": "unlaunchable", "deploy_gate": False, "stages": ["dev"],
+                                             "tasks": [{"title": "never starts"}]})
+    sqs = stack.services.outbox.queue.client
+    dlq = stack.resources.dlq_url
+
+    def dead_letters() -> list[dict]:
+        return sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+
+    letters = wait_for(dead_letters, "a dispatch message in the DLQ", 120)
+    task = tasks_of(admin, run["id"])[0]
+    assert any(json.loads(m["Body"]).get("task_id") == task["id"] for m in letters)
+    jobs = admin.get(f"/tasks/{task['id']}/context")["attempts"]
+    assert jobs and all(j["status"] == "dispatched" for j in jobs)   # recorded, never launched
+    # A container job is claimed for its runner when it is dispatched (its launch window is the
+    # first lease); no runner ever took it over.
+    assert task["claimed_by"] == jobs[0]["job_id"] and task["stage"] == "dev"
+    admin.delete(f"/runs/{run['id']}")
+
+
+def test_an_external_run_waits_unclaimed_for_ten_heartbeats_then_completes_when_an_agent_claims(admin, stack):
+    """Liveness (contract v1.1): the heartbeat clock starts at the claim. Nobody claims for longer
+    than ten heartbeats (observed as the run's queue-timeout report, set to ten heartbeats), nothing
+    fails, and an agent that then claims by run id alone works the task to the end."""
+    for role in ("dev", "qa"):
+        admin.put(f"/roles/{role}", {"prompt": f"external {role}", "executor": "external", "required_proofs": [],
+                                     "timeout_seconds": 60, "heartbeat_seconds": 1})
+    try:
+        run = admin.post("/projects/e2e/runs", {"title": "external agents", "deploy_gate": False,
+                                                 "stages": ["dev", "qa"], "queue_timeout_seconds": 10,
+                                                 "tasks": [{"title": "waits for a person's agent"}]})
+        reported = wait_for(lambda: [e for e in events_of(admin, run["id"])
+                                     if e["action"] == "task.waiting_for_agent"], "the wait report", 120)
+        assert reported[0]["data"]["waited_seconds"] >= 10            # ten heartbeats unclaimed
+        task = tasks_of(admin, run["id"])[0]
+        assert task["status"] == "queued" and admin.get(f"/runs/{run['id']}")["status"] == "running"
+        for stage in ("dev", "qa"):
+            claimed = wait_for(lambda: admin.post_status("/queue/claim", {"stage": stage, "agent_id": "person-1",
+                                                                          "run_id": run["id"]})[1],
+                               f"the {stage} job", 60)
+            admin.post(f"/tasks/{task['id']}/advance", {"claim_id": claimed["claim"]["claim_id"], "result": "pass"})
+        assert wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] == "succeeded", "the run's end", 60)
+        actions = [e["action"] for e in events_of(admin, run["id"])]
+        assert "task.attempts_exhausted" not in actions and "task.failed" not in actions
+    finally:
+        for role in ("dev", "qa"):
+            admin.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
+                                         "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})
