@@ -1,57 +1,14 @@
 """Run progress is read from counters on the run item: one GetItem, whatever the run's size, and the
-counters follow every task move."""
+counters follow every task move. (The same read over HTTP: ``tests/api/test_progress_cost.py``.)"""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
-from contextlib import contextmanager
-from typing import Any, Iterator
-
-import pytest
 
 from chalicelib.domain.enums import Stage, TaskStatus
-from chalicelib.domain.requests import AdvanceRequest, ClaimRequest, ProjectCreate, RunCreate, SetStageRequest
-from chalicelib.local.moto_fidelity import atomic_transactions
-
-TASKS = 1000
-
-
-@contextmanager
-def dynamodb_calls(client: Any) -> Iterator[list[str]]:
-    """The DynamoDB operations ``client`` makes inside the block, in order."""
-    calls: list[str] = []
-
-    def count(event_name: str, **_: Any) -> None:
-        calls.append(event_name.rsplit(".", 1)[-1])
-
-    client.meta.events.register("before-call.dynamodb.*", count)
-    try:
-        yield calls
-    finally:
-        client.meta.events.unregister("before-call.dynamodb.*", count)
-
-
-def parse(model: Any, **body: Any) -> Any:
-    return model.model_validate_json(json.dumps(body))
-
-
-@pytest.fixture(autouse=True)
-def linear_transactions() -> Iterator[None]:
-    """moto copies the whole table once per item of a transaction: writing 1,000 tasks in
-    transactions of 100 would take a minute (see chalicelib/local/moto_fidelity.py)."""
-    with atomic_transactions():
-        yield
-
-
-@pytest.fixture
-def big_run(services, admin_key) -> tuple[Any, Any]:
-    admin = services.keys.authenticate("Bearer " + admin_key)
-    services.projects.create(admin, ProjectCreate(id="big", name="Big", repository_url="https://example.com/b.git"))
-    run = services.runs.start(admin, "big", parse(RunCreate, title="a thousand tasks", stages=["dev", "qa", "sec"],
-                                                 deploy_gate=False,
-                                                 tasks=[{"title": f"task {i}"} for i in range(TASKS)]))
-    return admin, run
+from chalicelib.domain.requests import AdvanceRequest, ClaimRequest, SetStageRequest
+from tests.support.big_run import TASKS, big_run, linear_transactions, parse  # noqa: F401  (fixtures)
+from tests.support.round_trips import dynamodb_operations as dynamodb_calls
 
 
 def recount(services, run_id: str) -> tuple[Counter, Counter]:
@@ -66,7 +23,7 @@ def test_the_hook_counts_calls(services):
     assert calls == ["GetItem", "Query"]
 
 
-def test_progress_of_a_thousand_tasks_is_one_getitem(api, services, big_run):
+def test_progress_of_a_thousand_tasks_is_one_getitem(services, big_run):
     admin, run = big_run
     with dynamodb_calls(services.repos.client) as calls:
         progress = services.runs.progress(admin, run.id)
@@ -79,13 +36,6 @@ def test_progress_of_a_thousand_tasks_is_one_getitem(api, services, big_run):
     assert progress.percent_complete == 0.0
     stages, statuses = recount(services, run.id)
     assert stages == Counter({"dev": TASKS}) and statuses == Counter({"queued": TASKS})
-
-    # over HTTP: the bearer key's lookup, then the same single read
-    with dynamodb_calls(services.repos.client) as calls:
-        response = api.get(f"/runs/{run.id}/progress")
-    assert response.status_code == 200, response.data
-    assert calls == ["GetItem", "GetItem"]
-    assert response.data == progress.model_dump(mode="json")
 
 
 def test_the_counters_follow_claims_advances_and_stage_changes(services, big_run):
