@@ -8,7 +8,7 @@ LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed
 STAGE ?= dev
 
-.PHONY: up test venv bootstrap-admin bench clean package lint-infra openapi fuzz
+.PHONY: up test test-fast venv bootstrap-admin bench clean package lint-infra openapi fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,10 +28,17 @@ $(LINT_STAMP): requirements-lint.txt
 up: $(STAMP)
 	$(PY) -m chalicelib.local.stack
 
-## Set everything up and run the tests (pytest's exit 5, "no tests collected", is a failure here).
-test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests; status=$$?; \
+# pytest over the given tiers; its exit 5, "no tests collected", is a failure here.
+PYTEST_TIERS = $(PY) -m pytest -q -p no:cacheprovider $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$status
+
+## Set everything up and run every tier: unit, service, api, e2e, fuzz, infra (tests/conftest.py says what each holds).
+test: $(STAMP)
+	$(call PYTEST_TIERS,tests)
+
+## The edit loop: unit + service (no network, in-process moto), well under a minute.
+test-fast: $(STAMP)
+	$(call PYTEST_TIERS,tests/unit tests/service)
 
 ## Regenerate docs/openapi.json from the routes and models (a test fails when it is stale).
 openapi: $(STAMP)
@@ -39,7 +46,7 @@ openapi: $(STAMP)
 
 ## schemathesis against the local stack, every operation and default check (also part of `make test`).
 fuzz: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider -s tests/test_fuzz_api.py
+	$(PY) -m pytest -q -p no:cacheprovider -s tests/fuzz
 
 ## Print the AWS calls each endpoint makes (bench/roundtrips.py).
 bench: $(STAMP)
