@@ -68,9 +68,6 @@ class StepFunctions:
     def failure(self, token: str, error: str, cause: str) -> None:
         self._call("send_task_failure", taskToken=token, error=error[:256], cause=cause[:32768])
 
-    def heartbeat(self, token: str) -> None:
-        self._call("send_task_heartbeat", taskToken=token)
-
     def describe(self, arn: str) -> Optional[dict[str, Any]]:
         try:
             return self._call("describe_execution", executionArn=arn)

@@ -15,7 +15,7 @@ from ..domain.errors import ConflictError, NotFoundError
 from ..domain.entities import Approval
 from ..domain.enums import GATES, ApprovalDecision, ApprovalStatus, RunStatus, TaskSource
 from ..domain.requests import ApprovalRequest
-from . import outbox
+from ..domain.messages import AnswerToken
 from .run_effects import answer_run_wait
 from .runs import RunService
 from .tasks import TaskService
@@ -53,8 +53,7 @@ class ApprovalService:
         approval_op = self.repos.approvals.decide_op(decided)
         records = []
         if current.get("token"):
-            records.append(outbox.record("task_success", token=current["token"],
-                                         output={"next": "release" if approve else "rejected"}))
+            records.append(AnswerToken(token=current["token"], output={"next": "release" if approve else "rejected"}))
         operations = (approval_op, *self.runs.outbox.operations(records))
 
         def awaiting(run: dict[str, Any]) -> None:

@@ -20,19 +20,24 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import Any, Callable, Optional
+
+from pydantic import ValidationError
 
 from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock, ids
 from ..domain.errors import ConflictError
 from ..domain.entities import Task
 from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
+from ..domain.messages import (AnswerToken, CancelMessage, Enqueue, FillMessage, GateMessage, RunWaitMessage,
+                               StageMessage, StartExecution, parse_dispatch_message)
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, counter_deltas
 from ..domain.roles import Executor
-from . import run_effects, outbox
+from . import run_effects
 from .api_keys import KeyService
 from .outbox import Outbox
+from .retries import on_fresh_read
 from .roles import RoleService
 from .tasks import TaskService
 
@@ -60,19 +65,23 @@ class DispatchService:
         self.launch_window_seconds = launch_window_seconds
         self.runs = runs
 
-    def handle(self, message: dict[str, Any]) -> None:
-        kind = message.get("kind")
-        handler = {"fill": self.fill, "stage": self.stage, "run_wait": self.run_wait,
-                   "release": self.run_wait, "gate": self.gate, "cancel": self.cancel}.get(str(kind))
-        if handler is None:
-            logger.error("dropping a dispatch message of unknown kind %r", kind)
+    def handle(self, body: dict[str, Any]) -> None:
+        """Handle one queue message; a body that is no dispatch message is logged and dropped."""
+        try:
+            message = parse_dispatch_message(body)
+        except ValidationError as error:
+            logger.error("dropping a dispatch message that is none of the known kinds (%r): %s", body.get("kind"),
+                         error.errors(include_url=False, include_input=False))
             return
-        handler(message)
+        handlers: dict[type, Callable[[Any], None]] = {
+            FillMessage: self.fill, StageMessage: self.stage, RunWaitMessage: self.run_wait, GateMessage: self.gate,
+            CancelMessage: self.cancel}
+        handlers[type(message)](message)
 
     # ---- fill: start tasks up to the run's parallelism
 
-    def fill(self, message: dict[str, Any]) -> None:
-        run_id = message["run_id"]
+    def fill(self, message: FillMessage) -> None:
+        run_id = message.run_id
         while True:
             run_item = self.repos.runs.get_item(run_id)
             if run_item is None or RunStatus(run_item["status"]) != RunStatus.running:
@@ -94,8 +103,8 @@ class DispatchService:
             return True
         started = current.model_copy(update={"awaiting_start": False, "started": True,
                                              "version": current.version + 1, "updated_at": clock.now_iso()})
-        records = [outbox.record("start", machine="task", name=current.id,
-                                 input={"task_id": current.id, "dispatch": 1, "attempt": 1})]
+        records = [StartExecution(machine="task", name=current.id,
+                                  input={"task_id": current.id, "dispatch": 1, "attempt": 1})]
 
         def has_slot(item: dict[str, Any]) -> RunEffect:
             if RunStatus(item["status"]) != RunStatus.running:
@@ -116,28 +125,25 @@ class DispatchService:
 
     # ---- stage: record the job, queue the task, launch the agent
 
-    def stage(self, message: dict[str, Any]) -> None:
-        task_id, dispatch, attempt, token = (message["task_id"], int(message["dispatch"]),
-                                             int(message.get("attempt", 1)), message["token"])
-        for _ in range(5):
+    def stage(self, message: StageMessage) -> None:
+        task_id, dispatch = message.task_id, message.dispatch
+
+        def record() -> Optional[Task]:
             task = self.repos.tasks.get(task_id)
             if task is None:
                 logger.error("stage job for unknown task %s dropped", task_id)
-                return
+                return None
             if task.dispatch_seq >= dispatch:
-                self._ensure_launched(task, dispatch)
-                return
+                return task   # a redelivery: recorded already
             if task.is_terminal:
-                self.outbox.deliver([outbox.record("task_success", token=token,
-                                                   output={"next": task.status.value})])
-                return
-            try:
-                self._record_job(task, dispatch, attempt, token)
-            except ConflictError:
-                continue  # the task moved meanwhile (an agent's last write): read it again
-            self._ensure_launched(self.repos.tasks.get(task_id) or task, dispatch)
-            return
-        raise ConflictError(f"task {task_id} kept changing while its job was recorded", code="busy")
+                self.outbox.deliver([AnswerToken(token=message.token, output={"next": task.status.value})])
+                return None
+            self._record_job(task, dispatch, message.attempt, message.token)   # the task moved meanwhile: again
+            return self.repos.tasks.get(task_id) or task
+
+        recorded = on_fresh_read(record)
+        if recorded is not None:
+            self._ensure_launched(recorded, dispatch)
 
     def _record_job(self, task: Task, dispatch: int, attempt: int, token: str) -> None:
         run_item = self.repos.runs.get_item(task.run_id) or {}
@@ -202,26 +208,25 @@ class DispatchService:
 
     # ---- cancel: a killed run's open tasks, a batch per message
 
-    def cancel(self, message: dict[str, Any]) -> None:
+    def cancel(self, message: CancelMessage) -> None:
         """Cancel up to ``CANCEL_BATCH`` open tasks of a killed run; ask again while more are left."""
-        run_id = message["run_id"]
-        run_item = self.repos.runs.get_item(run_id)
+        run_item = self.repos.runs.get_item(message.run_id)
         if run_item is None or RunStatus(run_item["status"]) != RunStatus.killed:
             return
-        if self.runs.cancel_open_tasks(run_id, str(message.get("actor") or ACTOR), limit=CANCEL_BATCH) > CANCEL_BATCH:
-            self.outbox.deliver([outbox.record("enqueue", body=message)])
+        if self.runs.cancel_open_tasks(message.run_id, message.actor, limit=CANCEL_BATCH) > CANCEL_BATCH:
+            self.outbox.deliver([Enqueue(body=message)])
 
     # ---- the run execution's waits
 
-    def run_wait(self, message: dict[str, Any]) -> None:
+    def run_wait(self, message: RunWaitMessage) -> None:
         """Attach the run execution's token, or answer at once if what it waits for happened."""
-        run_id, token = message["run_id"], message["token"]
+        run_id, token = message.run_id, message.token
         run_item = self.repos.runs.get_item(run_id)
         if run_item is None:
             return
         status = RunStatus(run_item["status"])
         if status not in (RunStatus.running, RunStatus.pending):
-            self.outbox.deliver([outbox.record("task_success", token=token, output={"next": RUN_OUTCOME[status]})])
+            self.outbox.deliver([AnswerToken(token=token, output={"next": RUN_OUTCOME[status]})])
             return
         if run_item.get("wait_token") == token:
             return
@@ -229,32 +234,34 @@ class DispatchService:
         def attach(item: dict[str, Any]) -> RunEffect:
             current = RunStatus(item["status"])
             if current not in (RunStatus.running, RunStatus.pending):
-                return RunEffect(outbox=[outbox.record("task_success", token=token,
-                                                       output={"next": RUN_OUTCOME[current]})])
+                return RunEffect(outbox=[AnswerToken(token=token, output={"next": RUN_OUTCOME[current]})])
             return RunEffect(set={"wait_token": token})
 
-        committed = self.repos.audit.commit(run_id=run_id, actor=ACTOR, action=f"run.{message['kind']}",
+        committed = self.repos.audit.commit(run_id=run_id, actor=ACTOR, action=f"run.{message.kind}",
                                       entity=f"run:{run_id}", data={}, on_run=attach)
         self.outbox.deliver(committed.effect.outbox)
 
-    def gate(self, message: dict[str, Any]) -> None:
-        run_id, gate, token = message["run_id"], message["gate"], message["token"]
-        approval = self.repos.approvals.get(run_id, gate)
-        if approval is None:
-            approval = {"run_id": run_id, "gate": gate, "status": ApprovalStatus.pending.value,
-                        "requested_at": clock.now_iso()}
-        if approval["status"] != ApprovalStatus.pending.value:
-            decision = "release" if approval["status"] == ApprovalStatus.approved.value else "rejected"
-            self.outbox.deliver([outbox.record("task_success", token=token, output={"next": decision})])
-            return
-        if approval.get("token") == token:
-            return
-        op = self.repos.approvals.open_op({**approval, "token": token})
-        try:
+    def gate(self, message: GateMessage) -> None:
+        """Open the gate with the run execution's token, or answer at once when it was decided
+        (also when it is decided while being opened: the write fails and the decision is read)."""
+        run_id, gate, token = message.run_id, message.gate, message.token
+
+        def open_or_answer() -> None:
+            approval = self.repos.approvals.get(run_id, gate)
+            if approval is None:
+                approval = {"run_id": run_id, "gate": gate, "status": ApprovalStatus.pending.value,
+                            "requested_at": clock.now_iso()}
+            if approval["status"] != ApprovalStatus.pending.value:
+                decision = "release" if approval["status"] == ApprovalStatus.approved.value else "rejected"
+                self.outbox.deliver([AnswerToken(token=token, output={"next": decision})])
+                return
+            if approval.get("token") == token:
+                return
             self.repos.audit.commit(run_id=run_id, actor=ACTOR, action="approval.requested", entity=f"run:{run_id}",
-                              data={"gate": gate}, operations=[op])
-        except ConflictError:
-            self.gate(message)  # decided meanwhile: answer with the decision
+                                    data={"gate": gate}, operations=[self.repos.approvals.open_op({**approval,
+                                                                                                   "token": token})])
+
+        on_fresh_read(open_or_answer)
 
 
 

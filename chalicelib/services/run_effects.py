@@ -19,14 +19,13 @@ from ..adapters.dynamodb import RunEffect
 from ..domain import clock
 from ..domain.entities import Task
 from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
+from ..domain.messages import AnswerToken, Enqueue, FillMessage
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
-from . import outbox
 
 ACTIVE_COUNTER = "n_active"
-FILL = "fill"
 
-def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Task, list[dict[str, Any]]]:
+def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Task, list[AnswerToken]]:
     """Answer the execution waiting on ``before``'s stage job, if any, and clear the token.
 
     The answer is the execution's next input: ``{next: dispatch, task_id, dispatch, attempt}`` for
@@ -43,11 +42,11 @@ def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Ta
     else:
         output = {"next": {TaskStatus.done: "done", TaskStatus.failed: "failed",
                            TaskStatus.cancelled: "cancelled"}[after.status]}
-    return after.model_copy(update={"sfn_token": None}), [outbox.record("task_success", token=token, output=output)]  # nosec B105  # clears the token; no secret in code
+    return after.model_copy(update={"sfn_token": None}), [AnswerToken(token=token, output=output)]  # nosec B105  # clears the token; no secret in code
 
 
-def fill_request(run_id: str) -> dict[str, Any]:
-    return outbox.record("enqueue", body={"kind": FILL, "run_id": run_id})
+def fill_request(run_id: str) -> Enqueue:
+    return Enqueue(body=FillMessage(run_id=run_id))
 
 
 def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
@@ -85,9 +84,9 @@ def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
     return on_run
 
 
-def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus) -> list[dict[str, Any]]:
+def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus) -> list[AnswerToken]:
     token = run_item.get("wait_token")
     if not token:
         return []
     effect.remove.append("wait_token")
-    return [outbox.record("task_success", token=token, output={"next": RUN_OUTCOME[new_status]})]
+    return [AnswerToken(token=token, output={"next": RUN_OUTCOME[new_status]})]

@@ -13,8 +13,9 @@ from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Event, Progress, Run, Task
 from ..domain.enums import RunStatus, TaskSource, TaskStatus
 from ..domain.requests import RunCreate, TaskCreate
+from ..domain.messages import CancelMessage, Enqueue, OutboxRecord, StartExecution, StopExecution
 from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
-from . import run_effects, outbox
+from . import run_effects
 from .outbox import Outbox
 from .projects import ProjectService
 from .roles import RoleService
@@ -90,7 +91,7 @@ class RunService:
         # Every task is written: the run starts (its execution, and the first tasks up to parallelism).
         records = []
         if self.sfn:
-            records = [outbox.record("start", machine="run", name=run.id, input={"run_id": run.id}),
+            records = [StartExecution(machine="run", name=run.id, input={"run_id": run.id}),
                        run_effects.fill_request(run.id)]
         self.repos.audit.commit(run_id=run.id, actor=principal.actor, action="run.started", entity=f"run:{run.id}",
                           data={"tasks": len(tasks), "pinned_roles": run.pinned_roles},
@@ -127,14 +128,13 @@ class RunService:
                 effect.outbox += run_effects.answer_run_wait(current, effect, RunStatus.killed)
                 return effect
 
-            records = []
+            records: list[OutboxRecord] = []
             if self.sfn and self.outbox.sfn:
-                records = [outbox.record("stop", arn=self.outbox.sfn.run_execution_arn(run_id),
+                records = [StopExecution(arn=self.outbox.sfn.run_execution_arn(run_id),
                                          cause=f"run killed by {principal.actor}")]
             if self.sfn and self.outbox.queue:
                 # However many tasks it has, the kill answers at once: the dispatcher cancels them.
-                records.append(outbox.record("enqueue", body={"kind": "cancel", "run_id": run_id,
-                                                              "actor": principal.actor}))
+                records.append(Enqueue(body=CancelMessage(run_id=run_id, actor=principal.actor)))
             committed = self.repos.audit.commit(run_id=run_id, actor=principal.actor, action="run.killed", entity=f"run:{run_id}",
                               data={"previous_status": status.value}, run_item=item, on_run=mark_killed,
                               operations=self.outbox.operations(records))
@@ -163,7 +163,7 @@ class RunService:
                     if after.started:
                         deltas[run_effects.ACTIVE_COUNTER] = deltas.get(run_effects.ACTIVE_COUNTER, 0) - 1
                         if self.outbox.sfn:
-                            records.append(outbox.record("stop", arn=self.outbox.sfn.task_execution_arn(after.id),
+                            records.append(StopExecution(arn=self.outbox.sfn.task_execution_arn(after.id),
                                                          cause="run killed"))
                 answered = []
                 for after, transition in changes:

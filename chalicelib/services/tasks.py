@@ -15,15 +15,16 @@ from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Claim, Run, Task
 from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
 from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
+from ..domain.messages import AnswerToken
 from ..domain.pipeline import Transition
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
 from . import run_effects
 from .outbox import Outbox
+from .retries import on_fresh_read
 from .roles import RoleService
 
 CANDIDATES_PER_QUERY = 10
 CLAIM_ROUNDS = 5
-STALE_RETRIES = 5
 
 
 def require_live_claim(principal: Principal, task: Task, now: str) -> None:
@@ -163,7 +164,7 @@ class TaskService:
         ``answer_job=False`` keeps the stage job waiting (without Step Functions, a lease that
         expired re-queues the same job); ``next_attempt`` > 1 re-dispatches the same stage."""
         run_item = run_item or self.repos.runs.get_item(before.run_id) or {}
-        records: list[dict[str, Any]] = []
+        records: list[AnswerToken] = []
         if answer_job:
             after, records = run_effects.answer_stage_job(before, after, attempt=next_attempt)
         effect_of = run_effects.run_effect(before, after, transition, sfn=self.sfn,
@@ -250,17 +251,14 @@ class TaskService:
     def _reclaim(self, task: Task, claim_id: str, request: ClaimRequest) -> tuple[Task, Claim]:
         """A container job is claimed for its runner when it is launched (the heartbeat clock starts
         there); the runner's own claim call gets that claim back, with the lease it asks for."""
-        for attempt in range(STALE_RETRIES):
-            after = pipeline.heartbeat(task, claim_id=claim_id, now=clock.now_iso(), lease_seconds=request.lease_seconds)
-            try:
-                self.repos.tasks.replace(after, task.version)
-            except ConflictError as error:
-                if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
-                    task = self.repos.tasks.get(task.id) or task
-                    continue
-                raise
+        def extend() -> tuple[Task, Claim]:
+            current = self.repos.tasks.get(task.id) or task
+            after = pipeline.heartbeat(current, claim_id=claim_id, now=clock.now_iso(),
+                                       lease_seconds=request.lease_seconds)
+            self.repos.tasks.replace(after, current.version)
             return after, Claim(claim_id=claim_id, expires_at=after.lease_expires_at or "")
-        raise AssertionError("unreachable")
+
+        return on_fresh_read(extend)
 
     def _claim_one(self, principal: Principal, task: Task, request: ClaimRequest) -> tuple[Task, Claim]:
         now = clock.now_iso()
@@ -284,20 +282,27 @@ class TaskService:
     def heartbeat(self, principal: Principal, task_id: str, request: HeartbeatRequest) -> str:
         """Extend the lease; 409 unless ``claim_id`` holds it. The lease is the stage job's
         liveness (the sweeper re-dispatches a job whose lease expired), so nothing else is told.
-        Not an audit event: nothing moved. A concurrent write by the same claimant (an upload, an
-        advance) is retried on the fresh version; a lost lease is not."""
-        for attempt in range(STALE_RETRIES):
-            task = self.get(principal, task_id, Action.work)
-            after = pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
-                                       lease_seconds=request.lease_seconds)
-            try:
-                self.repos.tasks.replace(after, task.version)
-            except ConflictError as error:
-                if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
-                    continue
-                raise
-            return after.lease_expires_at or ""
-        raise AssertionError("unreachable")
+        Not an audit event: nothing moved.
+
+        One conditional write and no read (the condition says: this claim, a live lease, a project
+        the caller sees); only when it fails is the task read, to answer why (404, 409)."""
+        if not is_valid_id(task_id, ids.TASK):
+            raise NotFoundError("task not found")
+        authorize(principal, Action.work, task_id=task_id, what="task")
+        projects = None if principal.is_admin else principal.project_ids
+
+        def extend() -> str:
+            now = clock.now_iso()
+            expires_at = clock.plus_seconds(now, request.lease_seconds)
+            if self.repos.tasks.extend_lease(task_id, claim_id=request.claim_id, now=now, expires_at=expires_at,
+                                             project_ids=projects):
+                return expires_at
+            task = self.get(principal, task_id, Action.work)   # 404 when not visible
+            pipeline.heartbeat(task, claim_id=request.claim_id, now=clock.now_iso(),
+                               lease_seconds=request.lease_seconds)   # 409 when the lease is not held
+            raise ConflictError("the task changed during the heartbeat; retry", code="stale_version")
+
+        return on_fresh_read(extend)
 
     def advance(self, principal: Principal, task_id: str, request: AdvanceRequest,
                 extra_operations: tuple[dict[str, Any], ...] = (),
@@ -305,7 +310,7 @@ class TaskService:
         """Finish the claimant's stage: pass → next stage, fail → loop back (or failed). Retried on
         a fresh read when only the version moved (the claimant's own heartbeat); the lease is
         checked again each time, so a stale claim still changes nothing."""
-        for attempt in range(STALE_RETRIES):
+        def once() -> Task:
             task = self.get(principal, task_id, Action.work)
             pipeline.check_lease(task, request.claim_id, clock.now_iso())
             run_item = self.repos.runs.get_item(task.run_id) or {}
@@ -314,17 +319,13 @@ class TaskService:
             after, transition = pipeline.advance(
                 task, claim_id=request.claim_id, result=request.result, stages=task_stages(task, run_item),
                 max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
-            try:
-                after, _ = self.commit_change(task, after, transition, principal.actor,
-                                              {"result": request.result.value, "notes": request.notes[:2000],
-                                               "agent_id": task.claimed_by}, run_item=run_item,
-                                              extra_operations=extra_operations)
-            except ConflictError as error:
-                if error.code == "stale_version" and attempt + 1 < STALE_RETRIES:
-                    continue
-                raise
+            after, _ = self.commit_change(task, after, transition, principal.actor,
+                                          {"result": request.result.value, "notes": request.notes[:2000],
+                                           "agent_id": task.claimed_by}, run_item=run_item,
+                                          extra_operations=extra_operations)
             return after
-        raise AssertionError("unreachable")
+
+        return on_fresh_read(once)
 
     def expire_lease(self, task: Task, actor: str = "system:sweeper") -> Optional[Task]:
         """A claimed job whose lease ran out: with Step Functions the job is dispatched again (attempt

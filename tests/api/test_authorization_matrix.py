@@ -521,10 +521,10 @@ def test_a_job_token_past_its_expiry_is_401(world: World):
 
 def test_a_job_token_without_a_task_or_an_expiry_is_refused(world: World):
     token = world.job_token(world.task_read)
-    store = world.services.store
+    store = world.services.repos.table
     key = serialize(store_keys.api_key(hash_key(token)))
-    assert store.client.get_item(TableName=store.table, Key=key).get("Item")
-    store.client.update_item(TableName=store.table, Key=key, UpdateExpression="REMOVE expires_at")
+    assert store.client.get_item(TableName=store.name, Key=key).get("Item")
+    store.client.update_item(TableName=store.name, Key=key, UpdateExpression="REMOVE expires_at")
     assert world.as_(token).get(f"/tasks/{world.task_read}").status_code == 401
 
 

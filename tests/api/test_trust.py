@@ -205,11 +205,11 @@ def test_a_silent_claimed_job_is_dispatched_again_then_the_task_fails_when_attem
     assert (after.status, after.stage, attempt, transition.action) == (TaskStatus.queued, Stage.qa, 2,
                                                                        "job.lease_expired")
     after, records = run_effects.answer_stage_job(task, after, attempt=attempt)
-    assert records[0]["output"] == {"next": "dispatch", "task_id": task.id, "dispatch": 5, "attempt": 2}
+    assert records[0].output == {"next": "dispatch", "task_id": task.id, "dispatch": 5, "attempt": 2}
     assert after.sfn_token is None and after.claim_id is None
     last = make_task(attempt=3)
     after, transition, _ = pipeline.give_up_silent_job(last, now=clock.plus_seconds(T0, 61), max_attempts=3)
     assert after.status == TaskStatus.failed and transition.action == "task.attempts_exhausted"
-    assert run_effects.answer_stage_job(last, after)[1][0]["output"] == {"next": "failed"}
+    assert run_effects.answer_stage_job(last, after)[1][0].output == {"next": "failed"}
     queued = make_task(status=TaskStatus.queued, claim_id=None, lease_expires_at=None)
     assert pipeline.give_up_silent_job(queued, now=clock.plus_seconds(T0, 10 ** 6), max_attempts=3) is None

@@ -151,10 +151,10 @@ def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack
     task = tasks_of(admin, run["id"])[0]
     wait_for(lambda: admin.get(f"/tasks/{task['id']}/context")["attempts"], "the stage job to be dispatched")
     pinned_version = admin.get(f"/tasks/{task['id']}/context")["role"]["version"]
-    store = stack.services.store
+    store = stack.services.repos.table
     from chalicelib.adapters.dynamodb import keyspace as keys
 
-    store.client.update_item(TableName=store.table, Key={k: {"S": v} for k, v in keys.role_version(
+    store.client.update_item(TableName=store.name, Key={k: {"S": v} for k, v in keys.role_version(
         "dev", pinned_version).items()}, UpdateExpression="SET prompt = :p",
         ExpressionAttributeValues={":p": {"S": "tampered after the run started"}})
     job = {"job_id": "job_manual_drift", "task_id": task["id"], "stage": "dev", "attempt": 1}

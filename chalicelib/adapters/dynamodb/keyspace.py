@@ -75,7 +75,11 @@ def queue_entry(project_id: str, stage: str, priority: int, enqueued_at: str, ta
 
 def lease_entry(project_id: str, stage: str, lease_expires_at: str, task_id: str) -> dict[str, str]:
     """Leased tasks sort by expiry, so expired leases are a key-range query."""
-    return {"gsi2pk": lease_partition(project_id, stage), "gsi2sk": f"{lease_expires_at}#{task_id}"}
+    return {"gsi2pk": lease_partition(project_id, stage), "gsi2sk": lease_sort_key(lease_expires_at, task_id)}
+
+
+def lease_sort_key(lease_expires_at: str, task_id: str) -> str:
+    return f"{lease_expires_at}#{task_id}"
 
 
 def event(run_id: str, seq: int) -> dict[str, str]:

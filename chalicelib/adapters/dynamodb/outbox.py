@@ -16,9 +16,11 @@ class OutboxRepository:
     def __init__(self, table: Table):
         self.table = table
 
-    def put_op(self, record: dict[str, Any]) -> dict[str, Any]:
-        item = {**keyspace.outbox(record["id"]), **keyspace.outbox_entry(record["created_at"], record["id"]),
-                "type": "outbox", **record}
+    def put_op(self, record: Any) -> dict[str, Any]:
+        """The write of a record (a ``domain.messages`` outbox record), pending until it is delivered."""
+        body = record.model_dump(mode="json")
+        item = {**keyspace.outbox(body["id"]), **keyspace.outbox_entry(body["created_at"], body["id"]),
+                "type": "outbox", **body}
         return self.table.put_op(item, "attribute_not_exists(pk)")
 
     def get(self, record_id: str) -> Optional[dict[str, Any]]:

@@ -130,6 +130,25 @@ class TaskRepository:
         except TransactionCancelledError:
             raise stale from None
 
+    def extend_lease(self, task_id: str, *, claim_id: str, now: str, expires_at: str,
+                     project_ids: Optional[Sequence[str]] = None) -> bool:
+        """A heartbeat in one conditional write, no read: the lease moves to ``expires_at`` only if
+        ``claim_id`` holds a live lease (and the task is in one of ``project_ids``, when given).
+        False when it does not (the caller reads the task to say why)."""
+        condition = "claim_id = :claim AND #st = :in_progress AND lease_expires_at > :now"
+        values: dict[str, Any] = {":claim": claim_id, ":in_progress": TaskStatus.in_progress.value, ":now": now,
+                                  ":expires": expires_at, ":sk": keyspace.lease_sort_key(expires_at, task_id),
+                                  ":one": 1}
+        if project_ids is not None:
+            if not project_ids:
+                return False
+            names = [f":p{i}" for i in range(len(project_ids))]
+            condition += f" AND project_id IN ({', '.join(names)})"
+            values.update(dict(zip(names, project_ids)))
+        return self.table.write(self.table.update_op(
+            keyspace.task(task_id), "SET lease_expires_at = :expires, gsi2sk = :sk, updated_at = :now ADD version :one",
+            condition=condition, names={"#st": "status"}, values=values))
+
     # ---- per-task caps of handoffs and proofs
 
     def count_op(self, task_id: str, counter: str, cap: int) -> dict[str, Any]:

@@ -1,0 +1,138 @@
+"""Typed messages: what goes on the dispatch queue, and what the outbox owes AWS after a commit.
+
+Dispatch messages carry ids, never state (DynamoDB is read for the truth); each kind is a model,
+told apart by ``kind``. Outbox records are the calls a change owes once its transaction has
+committed (answer a task token, start or stop an execution, enqueue a dispatch message), told
+apart by ``call``; they are written in the change's transaction and delivered after it.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from . import clock, ids
+
+_MESSAGE = ConfigDict(extra="ignore", frozen=True)
+
+
+# ---- the dispatch queue
+
+
+class FillMessage(BaseModel):
+    """Start task executions of a run up to its parallelism (asked again whenever a slot frees)."""
+
+    model_config = _MESSAGE
+    kind: Literal["fill"] = "fill"
+    run_id: str
+
+
+class StageMessage(BaseModel):
+    """A task execution dispatched a stage job and waits on ``token`` for its outcome."""
+
+    model_config = _MESSAGE
+    kind: Literal["stage"] = "stage"
+    task_id: str
+    dispatch: int
+    attempt: int = 1
+    token: str
+
+
+class RunWaitMessage(BaseModel):
+    """The run execution waits until every task ended (``run_wait``) or for its release (``release``)."""
+
+    model_config = _MESSAGE
+    kind: Literal["run_wait", "release"]
+    run_id: str
+    token: str
+
+
+class GateMessage(BaseModel):
+    """The run execution waits on an approval gate."""
+
+    model_config = _MESSAGE
+    kind: Literal["gate"] = "gate"
+    gate: str
+    run_id: str
+    token: str
+
+
+class CancelMessage(BaseModel):
+    """Cancel the open tasks of a killed run, a batch at a time (asked again while more are left)."""
+
+    model_config = _MESSAGE
+    kind: Literal["cancel"] = "cancel"
+    run_id: str
+    actor: str = "system:dispatcher"
+
+
+DispatchMessage = Annotated[Union[FillMessage, StageMessage, RunWaitMessage, GateMessage, CancelMessage],
+                            Field(discriminator="kind")]
+_DISPATCH = TypeAdapter(DispatchMessage)
+
+
+def parse_dispatch_message(body: Any) -> DispatchMessage:
+    """The typed message of a queue body (a dict); pydantic's ValidationError when it is not one."""
+    return _DISPATCH.validate_python(body)
+
+
+# ---- the outbox
+
+
+def _record_id() -> str:
+    return f"{ids.OUTBOX}_{secrets.token_hex(10)}"
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    id: str = Field(default_factory=_record_id)
+    created_at: str = Field(default_factory=clock.now_iso)
+
+
+class AnswerToken(_Record):
+    """SendTaskSuccess: the output is the waiting execution's next input."""
+
+    call: Literal["task_success"] = "task_success"
+    token: str
+    output: dict[str, Any]
+
+
+class StartExecution(_Record):
+    """StartExecution of the task or run state machine, named after the task or run (idempotent)."""
+
+    call: Literal["start"] = "start"
+    machine: Literal["task", "run"]
+    name: str
+    input: dict[str, Any]
+
+
+class StopExecution(_Record):
+    call: Literal["stop"] = "stop"
+    arn: str
+    cause: str = "stopped by Baton"
+
+
+class Enqueue(_Record):
+    """A message for the dispatch queue."""
+
+    call: Literal["enqueue"] = "enqueue"
+    body: DispatchMessage
+
+
+OutboxRecord = Annotated[Union[AnswerToken, StartExecution, StopExecution, Enqueue], Field(discriminator="call")]
+_OUTBOX = TypeAdapter(OutboxRecord)
+
+
+def parse_outbox_record(item: dict[str, Any]) -> Optional[OutboxRecord]:
+    """The typed record of a stored item; None for an item of no known call (it cannot be delivered)."""
+    try:
+        return _OUTBOX.validate_python(item)
+    except ValueError:
+        return None
+
+
+__all__ = ["AnswerToken", "CancelMessage", "DispatchMessage", "Enqueue", "FillMessage", "GateMessage",
+           "OutboxRecord", "RunWaitMessage", "StageMessage", "StartExecution", "StopExecution",
+           "parse_dispatch_message", "parse_outbox_record"]
