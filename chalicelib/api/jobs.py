@@ -1,15 +1,15 @@
 """Stage jobs: POST /jobs/{job_id}/token, where a runner redeems its single-use launch code."""
 
 from chalice import Blueprint
-from pydantic import BaseModel
 
 from ..bootstrap import get_services
+from ..domain.base import DomainModel
 from .http import endpoint, principal
 
 bp = Blueprint(__name__)
 
 
-class JobToken(BaseModel):
+class JobToken(DomainModel):
     token: str
     expires_at: str
     job_id: str

@@ -4,14 +4,15 @@ validate requests and shape responses. Served at ``GET /openapi.json``; checked 
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+import re
 from typing import Any, Optional
 
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import models_json_schema
 
 from .. import __version__
+from ..domain.base import DomainModel
 
 ERROR_STATUSES = {400: "Invalid input", 401: "Missing or invalid API key", 403: "The key lacks the right",
                   404: "Not found (or not visible to this key)", 409: "Conflict: wrong state, lost race, stale version",
@@ -40,13 +41,13 @@ def register(operation: Operation) -> None:
     _REGISTRY[(operation.method.upper(), operation.path)] = operation
 
 
-class ErrorDetail(BaseModel):
+class ErrorDetail(DomainModel):
     code: str
     message: str
     details: list[Any] = Field(default_factory=list)
 
 
-class ErrorBody(BaseModel):
+class ErrorBody(DomainModel):
     error: ErrorDetail
 
 
@@ -142,8 +143,8 @@ cache = _Cache()
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python -m chalicelib.api.openapi [PATH]``: write the document (default docs/openapi.json)."""
-    import sys
     from pathlib import Path
+    import sys
 
     args = sys.argv[1:] if argv is None else argv
     root = Path(__file__).resolve().parents[2]

@@ -1,16 +1,16 @@
 """GET /status (no auth)."""
 
 from chalice import Blueprint
-from pydantic import BaseModel
 
 from .. import __version__
 from ..config import Settings
+from ..domain.base import DomainModel
 from .http import endpoint
 
 bp = Blueprint(__name__)
 
 
-class Status(BaseModel):
+class Status(DomainModel):
     status: str
     version: str
     stage: str

@@ -3,8 +3,7 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
-from pydantic import BaseModel
-
+from ..domain.base import DomainModel
 from ..domain.entities import Claim, Task
 from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from .http import endpoint, parse_body, principal
@@ -12,12 +11,12 @@ from .http import endpoint, parse_body, principal
 bp = Blueprint(__name__)
 
 
-class Claimed(BaseModel):
+class Claimed(DomainModel):
     task: Task
     claim: Claim
 
 
-class Lease(BaseModel):
+class Lease(DomainModel):
     expires_at: str
 
 

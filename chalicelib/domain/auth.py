@@ -29,10 +29,11 @@ from __future__ import annotations
 from enum import Enum
 from typing import Optional
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from .errors import ForbiddenError, NotFoundError
+from .base import DomainModel
 from .enums import PrincipalKind
+from .errors import ForbiddenError, NotFoundError
 
 
 class Action(str, Enum):
@@ -61,7 +62,7 @@ _JOB_TASK_ACTIONS = frozenset({Action.read, Action.work})
 _JOB_FREE_ACTIONS = frozenset({Action.read_config})
 
 
-class Principal(BaseModel):
+class Principal(DomainModel):
     key_id: str
     name: str
     kind: PrincipalKind

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from .base import DomainModel
 from .fields import STRICT_INPUT, LongText, Title
 from .handoffs import check_proof_ids
 from .severity import Severity
 
 
-class BugReport(BaseModel):
+class BugReport(DomainModel):
     """The body of ``POST /projects/{project_id}/bugs``."""
 
     model_config = STRICT_INPUT

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from .base import DomainModel
 from .entities import Project, Run, Task
 from .enums import Role
 from .handoffs import Handoff
@@ -14,7 +15,7 @@ from .proofs import Proof
 from .roles import ProofType
 
 
-class RoleView(BaseModel):
+class RoleView(DomainModel):
     role: Role
     version: int
     digest: str
@@ -28,7 +29,7 @@ class ProofView(Proof):
     url_expires_at: Optional[str] = None
 
 
-class Attempt(BaseModel):
+class Attempt(DomainModel):
     """A stage job of the task (its Step Functions token is never shown)."""
 
     job_id: str
@@ -45,7 +46,7 @@ class Attempt(BaseModel):
     launched_at: Optional[str] = None
 
 
-class StageRequirements(BaseModel):
+class StageRequirements(DomainModel):
     stage: str
     iteration: int
     required_proofs: list[ProofType] = Field(default_factory=list)
@@ -53,7 +54,7 @@ class StageRequirements(BaseModel):
                                                                        "stage and iteration")
 
 
-class TaskContext(BaseModel):
+class TaskContext(DomainModel):
     """``GET /tasks/{task_id}/context``: everything the next agent needs, newest first."""
 
     task: Task

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from .base import DomainModel
 from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, ApprovalDecision, ApprovalStatus,
                     PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus)
 from .fields import STRICT_INPUT, SeverityName
 
 
-class Project(BaseModel):
+class Project(DomainModel):
     id: str
     name: str
     repository_url: str
@@ -24,7 +25,7 @@ class Project(BaseModel):
     version: int = 1
 
 
-class Canary(BaseModel):
+class Canary(DomainModel):
     model_config = STRICT_INPUT
     fraction: float = Field(ge=0.001, le=1, description="share of the run's tasks that go first (0.001 to 1)")
 
@@ -36,20 +37,20 @@ class Canary(BaseModel):
         return value
 
 
-class Ceilings(BaseModel):
+class Ceilings(DomainModel):
     model_config = STRICT_INPUT
     max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
     max_fix_tasks: Optional[int] = Field(default=50, ge=0, le=10_000)
 
 
-class Progress(BaseModel):
+class Progress(DomainModel):
     total: int
     by_stage: dict[str, int]
     by_status: dict[str, int]
     percent_complete: float
 
 
-class Run(BaseModel):
+class Run(DomainModel):
     id: str
     project_id: str
     title: str
@@ -72,7 +73,7 @@ class Run(BaseModel):
     version: int = 1
 
 
-class Task(BaseModel):
+class Task(DomainModel):
     id: str
     run_id: str
     project_id: str
@@ -109,7 +110,7 @@ class Task(BaseModel):
         return self.status in TERMINAL_TASK_STATUSES
 
 
-class Event(BaseModel):
+class Event(DomainModel):
     seq: int
     at: str
     actor: str
@@ -118,7 +119,7 @@ class Event(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class ApiKey(BaseModel):
+class ApiKey(DomainModel):
     id: str
     name: str
     principal: PrincipalKind
@@ -128,7 +129,7 @@ class ApiKey(BaseModel):
     revoked_at: Optional[str] = None
 
 
-class Approval(BaseModel):
+class Approval(DomainModel):
     gate: str
     status: ApprovalStatus
     requested_at: str
@@ -138,12 +139,12 @@ class Approval(BaseModel):
     comment: Optional[str] = None
 
 
-class Claim(BaseModel):
+class Claim(DomainModel):
     claim_id: str
     expires_at: str
 
 
-class DirectorSettings(BaseModel):
+class DirectorSettings(DomainModel):
     """Settings of the director (how Baton runs work), changed by admins.
 
     ``max_iterations_default`` is a new run's ``max_iterations`` when it gives none;

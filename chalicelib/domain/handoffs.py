@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from enum import Enum
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from .base import DomainModel
 from .enums import Role
 from .errors import ConflictError
 from .fields import STRICT_INPUT, LongText
@@ -52,13 +53,13 @@ def next_handoff_status(current: HandoffStatus, action: HandoffAction) -> Handof
     return target
 
 
-class WorkDone(BaseModel):
+class WorkDone(DomainModel):
     model_config = STRICT_INPUT
     ref: str = Field(min_length=1, max_length=500, description="commit, file, PR or URL the work is in")
     description: str = Field(default="", max_length=2000)
 
 
-class Decision(BaseModel):
+class Decision(DomainModel):
     model_config = STRICT_INPUT
     choice: str = Field(min_length=1, max_length=1000)
     alternatives: list[str] = Field(default_factory=list, max_length=20)
@@ -87,7 +88,7 @@ def _check_items(values: list[str], what: str, limit: int = 2000) -> list[str]:
     return values
 
 
-class HandoffCreate(BaseModel):
+class HandoffCreate(DomainModel):
     """The body of ``POST /tasks/{task_id}/handoffs``: the document one agent leaves the next."""
 
     model_config = STRICT_INPUT
@@ -109,21 +110,21 @@ class HandoffCreate(BaseModel):
     _proof_ids = field_validator("proof_ids")(lambda cls, v: check_proof_ids(v))
 
 
-class HandoffNote(BaseModel):
+class HandoffNote(DomainModel):
     """The body of ``POST /handoffs/{id}/accept|complete|fail``."""
 
     model_config = STRICT_INPUT
     notes: str = Field(default="", max_length=4000)
 
 
-class HandoffTransition(BaseModel):
+class HandoffTransition(DomainModel):
     status: HandoffStatus
     at: str
     by: str
     notes: str = ""
 
 
-class Handoff(BaseModel):
+class Handoff(DomainModel):
     id: str
     task_id: str
     run_id: str

@@ -8,12 +8,14 @@ apart by ``call``; they are written in the change's transaction and delivered af
 
 from __future__ import annotations
 
+import functools
 import secrets
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 
 from . import clock, ids
+from .base import DomainModel
 
 _MESSAGE = ConfigDict(extra="ignore", frozen=True)
 
@@ -21,7 +23,7 @@ _MESSAGE = ConfigDict(extra="ignore", frozen=True)
 # ---- the dispatch queue
 
 
-class FillMessage(BaseModel):
+class FillMessage(DomainModel):
     """Start task executions of a run up to its parallelism (asked again whenever a slot frees)."""
 
     model_config = _MESSAGE
@@ -29,7 +31,7 @@ class FillMessage(BaseModel):
     run_id: str
 
 
-class StageMessage(BaseModel):
+class StageMessage(DomainModel):
     """A task execution dispatched a stage job and waits on ``token`` for its outcome."""
 
     model_config = _MESSAGE
@@ -40,7 +42,7 @@ class StageMessage(BaseModel):
     token: str
 
 
-class RunWaitMessage(BaseModel):
+class RunWaitMessage(DomainModel):
     """The run execution waits until every task ended (``run_wait``) or for its release (``release``)."""
 
     model_config = _MESSAGE
@@ -49,7 +51,7 @@ class RunWaitMessage(BaseModel):
     token: str
 
 
-class GateMessage(BaseModel):
+class GateMessage(DomainModel):
     """The run execution waits on an approval gate."""
 
     model_config = _MESSAGE
@@ -59,7 +61,7 @@ class GateMessage(BaseModel):
     token: str
 
 
-class CancelMessage(BaseModel):
+class CancelMessage(DomainModel):
     """Cancel the open tasks of a killed run, a batch at a time (asked again while more are left)."""
 
     model_config = _MESSAGE
@@ -70,12 +72,14 @@ class CancelMessage(BaseModel):
 
 DispatchMessage = Annotated[Union[FillMessage, StageMessage, RunWaitMessage, GateMessage, CancelMessage],
                             Field(discriminator="kind")]
-_DISPATCH = TypeAdapter(DispatchMessage)
+@functools.cache
+def _dispatch_adapter() -> TypeAdapter:
+    return TypeAdapter(DispatchMessage)
 
 
 def parse_dispatch_message(body: Any) -> DispatchMessage:
     """The typed message of a queue body (a dict); pydantic's ValidationError when it is not one."""
-    return _DISPATCH.validate_python(body)
+    return _dispatch_adapter().validate_python(body)
 
 
 # ---- the outbox
@@ -85,7 +89,7 @@ def _record_id() -> str:
     return f"{ids.OUTBOX}_{secrets.token_hex(10)}"
 
 
-class _Record(BaseModel):
+class _Record(DomainModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
     id: str = Field(default_factory=_record_id)
     created_at: str = Field(default_factory=clock.now_iso)
@@ -122,13 +126,17 @@ class Enqueue(_Record):
 
 
 OutboxRecord = Annotated[Union[AnswerToken, StartExecution, StopExecution, Enqueue], Field(discriminator="call")]
-_OUTBOX = TypeAdapter(OutboxRecord)
+
+
+@functools.cache
+def _outbox_adapter() -> TypeAdapter:
+    return TypeAdapter(OutboxRecord)
 
 
 def parse_outbox_record(item: dict[str, Any]) -> Optional[OutboxRecord]:
     """The typed record of a stored item; None for an item of no known call (it cannot be delivered)."""
     try:
-        return _OUTBOX.validate_python(item)
+        return _outbox_adapter().validate_python(item)
     except ValueError:
         return None
 

@@ -16,8 +16,9 @@ from enum import Enum
 import re
 from typing import Iterable, Mapping, Optional
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import Field, field_validator
 
+from .base import DomainModel
 from .errors import RuleViolationError
 from .fields import STRICT_INPUT
 from .roles import ProofType
@@ -50,7 +51,7 @@ def check_filename(value: str) -> str:
     return value
 
 
-class ProofCreate(BaseModel):
+class ProofCreate(DomainModel):
     """The body of ``POST /tasks/{task_id}/proofs``: what the agent is about to upload."""
 
     model_config = STRICT_INPUT
@@ -79,7 +80,7 @@ class ProofCreate(BaseModel):
         return lowered
 
 
-class Proof(BaseModel):
+class Proof(DomainModel):
     id: str
     task_id: str
     run_id: str
@@ -102,19 +103,19 @@ class Proof(BaseModel):
                                                                     "(bug reports), sharing its object")
 
 
-class EmptyBody(BaseModel):
+class EmptyBody(DomainModel):
     """Routes that take no body: an empty body or ``{}``; anything else is refused."""
 
     model_config = STRICT_INPUT
 
 
-class UploadForm(BaseModel):
+class UploadForm(DomainModel):
     url: str
     fields: dict[str, str]
     expires_at: str
 
 
-class ProofUpload(BaseModel):
+class ProofUpload(DomainModel):
     """The answer to ``POST /tasks/{task_id}/proofs``."""
 
     proof: Proof

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from .base import DomainModel
 from .entities import Canary, Ceilings
 from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, DEFAULT_STAGES, PIPELINE_STAGES, AdvanceResult, ApprovalDecision,
                     PrincipalKind, Stage)
-from .fields import (STRICT_INPUT, LongText, Name, Priority, ProjectId, SeverityName, Title, check_branch,
-                     check_repository_url_field, check_settings, check_patch)
+from .fields import (STRICT_INPUT, LongText, Name, Priority, ProjectId, SeverityName, Title, check_branch, check_patch,
+                     check_repository_url_field, check_settings)
 from .repository_url import REPOSITORY_URL_HELP
 
 
-class ApprovalRequest(BaseModel):
+class ApprovalRequest(DomainModel):
     model_config = STRICT_INPUT
     decision: ApprovalDecision
     comment: str = Field(default="", max_length=2000)
 
 
-class ProjectCreate(BaseModel):
+class ProjectCreate(DomainModel):
     model_config = STRICT_INPUT
     id: ProjectId
     name: Name
@@ -33,7 +34,7 @@ class ProjectCreate(BaseModel):
     _settings = field_validator("settings")(lambda cls, v: check_settings(v))
 
 
-class ProjectPatch(BaseModel):
+class ProjectPatch(DomainModel):
     model_config = STRICT_INPUT
     name: Optional[Name] = None
     repository_url: Optional[str] = Field(default=None, max_length=2048, description=REPOSITORY_URL_HELP)
@@ -60,7 +61,7 @@ class ProjectPatch(BaseModel):
         return check_patch(self, "give at least one of name, repository_url, primary_branch, settings")
 
 
-class TaskSpec(BaseModel):
+class TaskSpec(DomainModel):
     model_config = STRICT_INPUT
     title: Title
     description: LongText = ""
@@ -70,7 +71,7 @@ class TaskSpec(BaseModel):
 MAX_TASKS_PER_RUN_CREATE = 1000
 
 
-class RunCreate(BaseModel):
+class RunCreate(DomainModel):
     model_config = STRICT_INPUT
     title: Title
     stages: list[Stage] = Field(default_factory=lambda: list(DEFAULT_STAGES), min_length=1, max_length=4)
@@ -99,14 +100,14 @@ class RunCreate(BaseModel):
         return stages
 
 
-class TaskCreate(BaseModel):
+class TaskCreate(DomainModel):
     model_config = STRICT_INPUT
     title: Title
     description: LongText = ""
     priority: Priority = 5
 
 
-class ClaimRequest(BaseModel):
+class ClaimRequest(DomainModel):
     model_config = STRICT_INPUT
     stage: Stage
     agent_id: Name
@@ -116,26 +117,26 @@ class ClaimRequest(BaseModel):
     lease_seconds: int = Field(default=900, ge=10, le=3600)
 
 
-class HeartbeatRequest(BaseModel):
+class HeartbeatRequest(DomainModel):
     model_config = STRICT_INPUT
     claim_id: str = Field(min_length=1, max_length=64)
     lease_seconds: int = Field(default=900, ge=10, le=3600)
 
 
-class AdvanceRequest(BaseModel):
+class AdvanceRequest(DomainModel):
     model_config = STRICT_INPUT
     claim_id: str = Field(min_length=1, max_length=64)
     result: AdvanceResult
     notes: LongText = ""
 
 
-class SetStageRequest(BaseModel):
+class SetStageRequest(DomainModel):
     model_config = STRICT_INPUT
     stage: Stage
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class KeyCreate(BaseModel):
+class KeyCreate(DomainModel):
     model_config = STRICT_INPUT
     name: Name
     principal: PrincipalKind
@@ -148,7 +149,7 @@ class KeyCreate(BaseModel):
         return self
 
 
-class DirectorSettingsPatch(BaseModel):
+class DirectorSettingsPatch(DomainModel):
     model_config = STRICT_INPUT
     include_images: Optional[bool] = None
     vision_model: Optional[str] = Field(default=None, max_length=200)

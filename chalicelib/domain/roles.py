@@ -6,14 +6,17 @@ fields that shape the agent's work), so a run can pin exactly what its agents mu
 
 from __future__ import annotations
 
+import functools
+
+from enum import Enum
 import hashlib
 import json
-from enum import Enum
 from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
-from .enums import Role, Stage, STAGE_ROLE
+from .base import DomainModel
+from .enums import STAGE_ROLE, Role, Stage
 from .fields import STRICT_INPUT
 
 
@@ -31,7 +34,7 @@ class ProofType(str, Enum):
     other = "other"
 
 
-class RoleSpec(BaseModel):
+class RoleSpec(DomainModel):
     """The body of ``PUT /roles/{role}``: everything that defines how the role works."""
 
     model_config = STRICT_INPUT
@@ -84,27 +87,31 @@ _HANDOFF = (
     "the proofs folder. Exit 0 when the stage passes, non-zero when it fails."
 )
 
-DEFAULT_ROLES: dict[Role, RoleSpec] = {
-    Role.director: RoleSpec(prompt=_COMMON + "Plan the work: split the goal into tasks small enough for one agent, "
-                            "order them, and say what proof each needs." + _HANDOFF, timeout_seconds=1800),
-    Role.pm: RoleSpec(prompt=_COMMON + "Turn the request into acceptance criteria a tester can check, and "
-                      "flag anything ambiguous as an open question." + _HANDOFF, timeout_seconds=1800),
-    Role.dev: RoleSpec(prompt=_COMMON + "Implement the task in the working copy. Keep the change focused, add or "
-                       "update tests, run them, and save the diff (git diff > proofs/change.diff) and the test "
-                       "log as proofs. If QA or security sent the task back, fix what they found first."
-                       + _HANDOFF, required_proofs=[ProofType.code_diff]),
-    Role.qa: RoleSpec(prompt=_COMMON + "Verify the change against the task: run the test suite with JUnit XML "
-                      "output into the proofs folder, try the edge cases the developer may have missed, and "
-                      "report bugs as a bugs report (bugs.json). Fail the stage if anything is broken."
-                      + _HANDOFF, required_proofs=[ProofType.test_result]),
-    Role.security: RoleSpec(prompt=_COMMON + "Review the change for security problems: run the scanners "
-                            "(e.g. bandit -f sarif, semgrep --sarif) into the proofs folder, read the diff for "
-                            "injection, secrets, unsafe deserialization and missing authorization. Fail the "
-                            "stage on any critical or high finding." + _HANDOFF,
-                            required_proofs=[ProofType.report]),
-    Role.docs: RoleSpec(prompt=_COMMON + "Bring the documentation up to date with the change: README, usage, "
-                        "changelog. Check that examples still run. Save the docs diff as a proof." + _HANDOFF),
-    Role.cicd: RoleSpec(prompt=_COMMON + "Release the run: build, tag and deploy the approved change following "
-                        "the project's release process; save the build and deploy logs as proofs." + _HANDOFF,
-                        required_proofs=[ProofType.log]),
-}
+
+@functools.cache
+def default_roles() -> dict[Role, RoleSpec]:
+    """The role configs a new installation starts with (built on first use, not at import)."""
+    return {
+        Role.director: RoleSpec(prompt=_COMMON + "Plan the work: split the goal into tasks small enough for one agent, "
+                                "order them, and say what proof each needs." + _HANDOFF, timeout_seconds=1800),
+        Role.pm: RoleSpec(prompt=_COMMON + "Turn the request into acceptance criteria a tester can check, and "
+                          "flag anything ambiguous as an open question." + _HANDOFF, timeout_seconds=1800),
+        Role.dev: RoleSpec(prompt=_COMMON + "Implement the task in the working copy. Keep the change focused, add or "
+                           "update tests, run them, and save the diff (git diff > proofs/change.diff) and the test "
+                           "log as proofs. If QA or security sent the task back, fix what they found first."
+                           + _HANDOFF, required_proofs=[ProofType.code_diff]),
+        Role.qa: RoleSpec(prompt=_COMMON + "Verify the change against the task: run the test suite with JUnit XML "
+                          "output into the proofs folder, try the edge cases the developer may have missed, and "
+                          "report bugs as a bugs report (bugs.json). Fail the stage if anything is broken."
+                          + _HANDOFF, required_proofs=[ProofType.test_result]),
+        Role.security: RoleSpec(prompt=_COMMON + "Review the change for security problems: run the scanners "
+                                "(e.g. bandit -f sarif, semgrep --sarif) into the proofs folder, read the diff for "
+                                "injection, secrets, unsafe deserialization and missing authorization. Fail the "
+                                "stage on any critical or high finding." + _HANDOFF,
+                                required_proofs=[ProofType.report]),
+        Role.docs: RoleSpec(prompt=_COMMON + "Bring the documentation up to date with the change: README, usage, "
+                            "changelog. Check that examples still run. Save the docs diff as a proof." + _HANDOFF),
+        Role.cicd: RoleSpec(prompt=_COMMON + "Release the run: build, tag and deploy the approved change following "
+                            "the project's release process; save the build and deploy logs as proofs." + _HANDOFF,
+                            required_proofs=[ProofType.log]),
+    }

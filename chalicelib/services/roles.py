@@ -9,7 +9,7 @@ from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, NotFoundError
 from ..domain.enums import Role, Stage
-from ..domain.roles import DEFAULT_ROLES, RoleConfig, RoleSpec, build_config, role_for_stage
+from ..domain.roles import RoleConfig, RoleSpec, build_config, default_roles, role_for_stage
 
 ROLE_NAMES = [r.value for r in Role]
 
@@ -40,7 +40,7 @@ class RoleService:
         return configs
 
     def _seed(self, role: Role) -> RoleConfig:
-        config = build_config(role, DEFAULT_ROLES[role], 1, clock.now_iso(), "baton-defaults")
+        config = build_config(role, default_roles()[role], 1, clock.now_iso(), "baton-defaults")
         try:
             self.repos.roles.publish(config.model_dump(mode="json"), None)
         except ConflictError:

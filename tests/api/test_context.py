@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from chalicelib.domain import clock
-from chalicelib.domain.roles import DEFAULT_ROLES
+from chalicelib.domain.roles import default_roles
 from chalicelib.domain.enums import Role
 from tests.support.api import start_run
 from tests.support.jobs import job_token_for
@@ -57,7 +57,7 @@ def test_the_context_holds_task_run_project_pinned_role_handoffs_proofs_and_atte
     assert context["task"]["id"] == qa_task["id"] and context["task"]["stage"] == "qa"
     assert context["run"]["id"] == qa_task["run_id"] and context["project"]["id"] == "demo"
     assert context["role"] == {"role": "qa", "version": 1, "digest": qa_task["run"]["pinned_roles"]["qa"],
-                               "prompt": DEFAULT_ROLES[Role.qa].prompt, "required_proofs": ["test_result"]}
+                               "prompt": default_roles()[Role.qa].prompt, "required_proofs": ["test_result"]}
     assert context["requirements"] == {"stage": "qa", "iteration": 1, "required_proofs": ["test_result"],
                                        "missing": ["test_result"]}
     assert [h["from_role"] + "→" + h["to_role"] for h in context["handoffs"]] == ["dev→qa"]

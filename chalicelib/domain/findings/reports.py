@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Optional
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
+from ..base import DomainModel
 from ..entities import Task
 from ..fields import STRICT_INPUT
 from ..severity import Severity
@@ -20,7 +21,7 @@ class ReportFormat(str, Enum):
     bandit = "bandit"                     # bandit -f json
 
 
-class FindingsReport(BaseModel):
+class FindingsReport(DomainModel):
     """The body of ``POST /tasks/{task_id}/findings``: the tool's JSON inline (``report``, an object,
     or the JSON text as a string), or a stored proof holding it (``proof_id``) for reports larger
     than a request body may be."""
@@ -37,7 +38,7 @@ class FindingsReport(BaseModel):
         return self
 
 
-class FindingsResult(BaseModel):
+class FindingsResult(DomainModel):
     verdict: str = Field(description="fail when any finding is critical or high")
     counts: dict[str, int] = Field(description="findings per severity")
     created_tasks: list[Task] = Field(description="the fix tasks created, most severe first")
