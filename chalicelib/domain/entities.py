@@ -13,6 +13,17 @@ from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, Appro
 from .fields import STRICT_INPUT, SeverityName
 
 
+class StageRecord(DomainModel):
+    """Something made on a task at one stage and iteration of its pipeline (a handoff, a proof)."""
+
+    id: str
+    task_id: str
+    run_id: str
+    project_id: str
+    stage: str
+    iteration: int
+
+
 class Project(DomainModel):
     id: str
     name: str

@@ -12,6 +12,7 @@ from enum import Enum
 from pydantic import Field, field_validator
 
 from .base import DomainModel
+from .entities import StageRecord
 from .enums import Role
 from .errors import ConflictError
 from .fields import STRICT_INPUT, LongText
@@ -124,13 +125,7 @@ class HandoffTransition(DomainModel):
     notes: str = ""
 
 
-class Handoff(DomainModel):
-    id: str
-    task_id: str
-    run_id: str
-    project_id: str
-    stage: str
-    iteration: int
+class Handoff(StageRecord):
     from_role: Role
     to_role: Role
     summary: str

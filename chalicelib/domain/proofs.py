@@ -19,6 +19,7 @@ from typing import Iterable, Mapping, Optional
 from pydantic import Field, field_validator
 
 from .base import DomainModel
+from .entities import StageRecord
 from .errors import RuleViolationError
 from .fields import STRICT_INPUT
 from .roles import ProofType
@@ -80,13 +81,7 @@ class ProofCreate(DomainModel):
         return lowered
 
 
-class Proof(DomainModel):
-    id: str
-    task_id: str
-    run_id: str
-    project_id: str
-    stage: str
-    iteration: int
+class Proof(StageRecord):
     type: ProofType
     filename: str
     content_type: str
