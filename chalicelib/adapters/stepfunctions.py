@@ -65,9 +65,6 @@ class StepFunctions:
     def success(self, token: str, output: dict[str, Any]) -> None:
         self._call("send_task_success", taskToken=token, output=json.dumps(output))
 
-    def failure(self, token: str, error: str, cause: str) -> None:
-        self._call("send_task_failure", taskToken=token, error=error[:256], cause=cause[:32768])
-
     def describe(self, arn: str) -> Optional[dict[str, Any]]:
         try:
             return self._call("describe_execution", executionArn=arn)
