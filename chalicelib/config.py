@@ -1,5 +1,5 @@
-"""Settings read from the environment (set per stage in .chalice/config.json, by the deployed
-template, or by the local stack)."""
+"""Settings: read from the environment where Baton is deployed (set per stage in
+.chalice/config.json and by the deployed template); built by the local stack and passed in."""
 
 from __future__ import annotations
 
@@ -44,6 +44,12 @@ class Settings:
     launch_window_seconds: int = 300      # a container job's first lease: time for its runner to start
     # Largest proof per type in bytes, over the built-in defaults (50 MB; screenshots 10 MB).
     proof_size_limits: dict[str, int] = field(default_factory=dict)
+    # Where bootstrap's clients connect, and as whom: set by the local stack (its moto server and
+    # moto's placeholder credentials). Empty, as deployed: botocore's own resolution (the Lambda
+    # role's credentials; AWS_ENDPOINT_URL* when set), which is why from_env reads none of them.
+    aws_endpoint_url: str = ""
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
 
     @property
     def uses_step_functions(self) -> bool:
