@@ -16,7 +16,11 @@ Helpers more than one module needs live in ``tests/support``; test modules never
 
 from __future__ import annotations
 
+import functools
 import os
+
+import botocore.loaders
+import botocore.session
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -28,3 +32,8 @@ os.environ["BATON_STAGE"] = "test"
 os.environ["BATON_IDEMPOTENCY_TABLE"] = "baton-test-idempotency"
 os.environ["BATON_BUCKET"] = "baton-test-proofs"
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+
+# Every boto3 session otherwise builds its own botocore loader and re-reads and re-parses the same
+# service models and endpoint data (~0.1 s per client, and the in-process tiers build their clients
+# for every test). The loader only reads botocore's data files, so one per search path serves all.
+botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
