@@ -37,8 +37,8 @@ def require_live_claim(principal: Principal, task: Task, now: str) -> None:
             or not pipeline.lease_is_live(task, now):
         hint = ("send the claim you hold in the header 'Baton-Claim: <claim_id>'" if principal.task_id is None
                 else "the job's claim is no longer live")
-        raise ConflictError(f"an agent writes evidence on task {task.id} only while it holds a live claim of it; "
-                            f"{hint}", code="claim_not_held")
+        raise ConflictError(f"an agent writes handoffs, proofs and findings on task {task.id} only while it holds a "
+                            f"live claim of it; {hint}", code="claim_not_held")
 
 
 def task_stages(task: Task, run_item: dict[str, Any]) -> list[Stage]:
