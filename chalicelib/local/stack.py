@@ -1,11 +1,10 @@
 """The local stack: Baton on one machine, against moto, started by one command (``make up``).
 
-It starts, on 127.0.0.1:
+This module orchestrates; the parts are their own modules. It starts, on 127.0.0.1:
 * a moto server with Step Functions execution switched on (``MOTO_PORT`` set first, so the ASL
-  interpreter's SQS calls reach it), and the resources of ``infra/`` created in it;
-* the API under Chalice's local server (what ``chalice local`` runs), in this process;
-* an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs, deleting
-  what succeeded and leaving failures to SQS's redrive (DLQ after maxReceiveCount);
+  interpreter's SQS calls reach it), and the resources of ``infra/`` created in it (``resources``);
+* the API under Chalice's local server, in this process (``api_server``);
+* an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs (``pump``);
 * the sweeper on a short schedule; and the local executor, which runs agent jobs as subprocesses.
 
 It prints the API URL, an admin key and its own start-up time, and writes both to
@@ -23,9 +22,11 @@ import sys
 import threading
 import time
 import urllib.request
-import uuid
 from pathlib import Path
 from typing import Any, Optional
+
+from .api_server import local_api_server
+from .pump import SqsPump
 
 ROOT = Path(__file__).resolve().parents[2]
 log = logging.getLogger("baton.local")
@@ -45,148 +46,6 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class FakeLambdaContext:
-    """What powertools reads from a Lambda context, for handlers run by the pump."""
-
-    function_name = "baton-dispatch"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:baton-dispatch"
-    memory_limit_in_mb = 512
-    log_group_name = "/aws/lambda/baton-dispatch"
-    log_stream_name = "local"
-
-    def __init__(self) -> None:
-        self.aws_request_id = str(uuid.uuid4())
-        self._deadline = time.monotonic() + 60
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
-
-
-class SqsPump(threading.Thread):
-    """Plays the Lambda event source mapping: receive a batch, invoke the handler, delete the
-    records it did not report as failed. Failed records become visible again and, after the
-    queue's maxReceiveCount, SQS moves them to the DLQ."""
-
-    def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Any, batch_size: int = 10,
-                 retry_after_seconds: int = 2):
-        super().__init__(daemon=True, name="sqs-pump")
-        self.sqs = sqs
-        self.queue_url = queue_url
-        self.queue_arn = queue_arn
-        self.handler = handler
-        self.batch_size = batch_size
-        self.retry_after_seconds = retry_after_seconds
-        self.stopping = threading.Event()
-        self.batches = 0
-
-    def run(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                self.pump_once(wait_seconds=1)
-            except Exception:  # keep pumping: a handler bug must not stop the local stack
-                log.exception("the SQS pump failed a batch")
-                self.stopping.wait(1)
-
-    def pump_once(self, wait_seconds: int = 0) -> int:
-        response = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=self.batch_size,
-                                            WaitTimeSeconds=wait_seconds, AttributeNames=["All"])
-        messages = response.get("Messages", [])
-        if not messages:
-            return 0
-        event = {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "md5OfBody": m.get("MD5OfBody", ""),
-            "eventSource": "aws:sqs", "eventSourceARN": self.queue_arn, "awsRegion": "us-east-1"}
-            for m in messages]}
-        result = self.handler(event, FakeLambdaContext()) or {}
-        failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
-        for message in messages:
-            if message["MessageId"] in failed:
-                self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
-                                                   VisibilityTimeout=self.retry_after_seconds)
-            else:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
-        self.batches += 1
-        return len(messages)
-
-
-def local_api_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
-    """Chalice's local server (what ``chalice local`` runs), answering every HTTP method through
-    the app: the standard library server would answer TRACE or CONNECT itself with a 501, where
-    API Gateway (and Chalice) refuse an unsupported method with a 405.
-
-    A path no route matches is a 404 in the contract's error shape. Chalice's own answer is API
-    Gateway's 403 "Missing Authentication Token", which echoes the request's Authorization header
-    back in its body (and fails on a header that is not ASCII); this one echoes nothing.
-    """
-    from http.server import BaseHTTPRequestHandler
-
-    from chalice.local import (ChaliceRequestHandler, CustomLocalChalice, LocalChalice, LocalDevServer, LocalGateway,
-                               LocalGatewayException)
-
-    def error_body(code: str, message: str) -> bytes:
-        return json.dumps({"error": {"code": code, "message": message, "details": []}}).encode()
-
-    def json_headers() -> dict[str, str]:
-        return {"Content-Type": "application/json", "X-Content-Type-Options": "nosniff"}
-
-    not_found = error_body("not_found", "there is no such endpoint; GET /openapi.json lists the API's paths")
-    bad_length = error_body("invalid_input", "Content-Length must be the body's size in bytes")
-    too_large = error_body("body_too_large", "the body is larger than API Gateway accepts (10 MB)")
-    max_body = 10 * 1024 * 1024      # API Gateway refuses larger payloads before the function runs
-
-    class NotFound(LocalGatewayException):
-        CODE = 404
-
-    class BadRequest(LocalGatewayException):
-        CODE = 400
-
-    class TooLarge(LocalGatewayException):
-        CODE = 413
-
-    class Gateway(LocalGateway):
-        def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Optional[bytes]) -> Any:
-            try:
-                return super()._generate_lambda_event(method, path, headers, body)
-            except ValueError:      # Chalice's route matcher: no route matches the path
-                raise NotFound(json_headers(), not_found) from None
-
-    class RequestHandler(ChaliceRequestHandler):
-        def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
-            # As ChaliceRequestHandler.__init__, with the gateway above (the base class handles the
-            # request inside __init__, so the gateway must be in place before it runs).
-            self.local_gateway = Gateway(app_object, config)
-            BaseHTTPRequestHandler.__init__(self, request, client_address, server)
-
-        def _parse_payload(self) -> Any:
-            length = self.headers.get("content-length", "0").strip()
-            if not (length.isascii() and length.isdigit() and len(length) <= 12):
-                raise BadRequest(json_headers(), bad_length)
-            if int(length) > max_body:
-                raise TooLarge(json_headers(), too_large)
-            return super()._parse_payload()
-
-        def _generic_handle(self) -> None:
-            try:
-                ChaliceRequestHandler._generic_handle(self)
-            except (BadRequest, TooLarge) as error:
-                self.close_connection = True      # the body was not read: nothing more on this connection
-                self._send_error_response(error)
-
-        do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _generic_handle
-
-        def __getattr__(self, name: str) -> Any:
-            if name.startswith("do_"):   # TRACE, CONNECT, QUERY, anything: the app answers 405
-                return self._generic_handle
-            raise AttributeError(name)
-
-    if type(app_obj) is not CustomLocalChalice:   # a second stack in one process reuses the swap
-        CustomLocalChalice.__bases__ = (LocalChalice, app_obj.__class__)
-        app_obj.__class__ = CustomLocalChalice
-    return LocalDevServer(app_obj, config, host, port, handler_cls=RequestHandler)
-
-
 def forget_process_state() -> None:
     """What a stack leaves in the process that would point a second one at the first one's moto:
     the dispatcher's idempotency-wrapped handler and the API's idempotency layers (boto3 clients)."""
@@ -198,6 +57,9 @@ def forget_process_state() -> None:
 
 
 class Periodic(threading.Thread):
+    """Runs ``action`` every ``interval`` seconds until stopped: the sweeper's schedule (a rate rule
+    in the cloud)."""
+
     def __init__(self, interval: float, action: Any, name: str):
         super().__init__(daemon=True, name=name)
         self.interval = interval
