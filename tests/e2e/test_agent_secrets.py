@@ -29,6 +29,7 @@ from chalicelib.agent.transfer import download
 from chalicelib.cli.client import CliClient
 from chalicelib.local.stack import LocalStack
 from chalicelib.services.api_keys import hash_key
+from tests.support.agents import bare_repository
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,23 +39,8 @@ STRICT_SECTIONS = ("env", "hooks", "workcopy", "home", "tmp", "workdir")
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-secrets", visibility_timeout=5,
-                    sweep_seconds=1, max_attempts=2, write_config=False) as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def repository(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("repo")
-    work, bare = root / "work", root / "secrets.git"
-    work.mkdir()
-    (work / "README.md").write_text("secrets\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start"]):
-        subprocess.run(["git", *args], cwd=work, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    return bare
+    return bare_repository(tmp_path_factory.mktemp("repo"), "secrets")
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import pytest
 from click.testing import CliRunner
@@ -23,46 +23,11 @@ from click.testing import CliRunner
 from chalicelib.agent.client import BatonClient
 from chalicelib.cli import cli
 from chalicelib.cli.errors import ExitCode
-from chalicelib.local.stack import LocalStack
 from tests.support.waiting import wait_for as wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUEST_LOG = re.compile(r"^127\.0\.0\.1 - - \[")
 NO_CONFIG_ENV = {"BATON_API_URL": None, "BATON_API_KEY": None, "BATON_CONFIG": None, "BATON_AGENT_ID": None}
-
-
-def forget_the_last_stack() -> None:
-    """Undo what an earlier local stack left in this process, so a second one works: pytest runs
-    this module and the e2e module in one process.
-
-    * ``chalice.local.create_local_server`` turns the app's class into a subclass of itself; a
-      second server then fails ("a __bases__ item causes an inheritance cycle").
-    * ``workers`` keeps its idempotency-wrapped handler, whose boto3 client points at the
-      earlier stack's moto: dispatch messages would fail and no task would become claimable.
-
-    A no-op once LocalStack.stop resets both itself.
-    """
-    from chalicelib import workers
-
-    workers._idempotent_handler = None
-    app_module = sys.modules.get("app")
-    if app_module is None:
-        return
-    from chalice.local import CustomLocalChalice
-
-    if type(app_module.app) is CustomLocalChalice:
-        app_module.app.__class__ = CustomLocalChalice.__bases__[1]
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory) -> Iterator[LocalStack]:
-    forget_the_last_stack()
-    try:
-        with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-cli", sweep_seconds=1,
-                        write_config=False) as running:
-            yield running
-    finally:
-        forget_the_last_stack()
 
 
 @dataclass

@@ -6,19 +6,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from chalicelib.agent.client import BatonClient
 from chalicelib.cli.main import cli
-from chalicelib.local.stack import LocalStack
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-demo", sweep_seconds=1,
-                    write_config=False) as running:
-        yield running
 
 
 def test_the_demo_succeeds_with_a_loop_back_and_a_merged_release(stack, tmp_path):

@@ -7,49 +7,28 @@ API until a condition holds or a generous deadline passes; no outcome depends on
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
 
 from chalicelib.agent.client import BatonClient
-from chalicelib.local.stack import LocalStack
+from tests.support.agents import SCRIPTED_AGENT as AGENT
+from tests.support.agents import bare_repository, scripted_role
 from tests.support.waiting import wait_for as wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-AGENT = f"{sys.executable} {ROOT / 'tests' / 'agents' / 'scripted.py'}"
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-e2e", visibility_timeout=5,
-                    sweep_seconds=1, max_attempts=3, write_config=False) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
 def repository(tmp_path_factory) -> str:
     """A local bare git repository the agents clone and push task branches to."""
-    import subprocess
-
-    root = tmp_path_factory.mktemp("repo")
-    work, bare = root / "work", root / "e2e.git"
-    work.mkdir()
-    (work / "README.md").write_text("e2e\n")
-    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
-                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start"]):
-        subprocess.run(["git", *args], cwd=work, check=True)
-    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
-    return f"file://{bare}"
+    return f"file://{bare_repository(tmp_path_factory.mktemp('repo'), 'e2e')}"
 
 
 @pytest.fixture(scope="module")
 def admin(stack, repository) -> BatonClient:
     client = BatonClient(stack.api_url, stack.admin_key)
     for role in ("dev", "qa", "security", "docs", "cicd"):
-        client.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
-                                      "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})
+        client.put(f"/roles/{role}", scripted_role(role))
     client.post("/projects", {"id": "e2e", "name": "E2E", "repository_url": repository})
     return client
 
@@ -97,11 +76,11 @@ def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(admin
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
 
 
-def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(admin):
-    run = admin.post("/projects/e2e/runs", {"title": "crashes", "deploy_gate": False, "stages": ["dev", "qa"],
-                                             "tasks": [{"title": "crash-once job"}, {"title": "crash-always job"},
-                                                       {"title": "steady job"}]})
-    run_id = run["id"]
+def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(crashing_run, stack):
+    """The run is ``crashing_run`` (tests/e2e/conftest.py): started with the stack, since each crash
+    waits out a runner's lease; this test runs after the others of the tier."""
+    admin = BatonClient(stack.api_url, stack.admin_key)
+    run_id = crashing_run["id"]
     wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] in ("failed", "succeeded"), "the run to end", 180)
     tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
     assert tasks["crash-once job"]["status"] == "done"
@@ -174,7 +153,11 @@ def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch
     admin.put("/roles/dev", {"prompt": "scripted dev", "executor": "container", "command": AGENT,
                              "required_proofs": [], "timeout_seconds": 600, "heartbeat_seconds": 120})
 
+    launch = stack.services.launcher.launch
+
     def refuse(spec):
+        if spec["project_id"] != "e2e":     # other projects' runs share the stack: theirs still start
+            return launch(spec)
         raise RuntimeError("no capacity to start the agent")
 
     monkeypatch.setattr(stack.services.launcher, "launch", refuse)
@@ -223,5 +206,4 @@ def test_an_external_run_waits_unclaimed_for_ten_heartbeats_then_completes_when_
         assert "task.attempts_exhausted" not in actions and "task.failed" not in actions
     finally:
         for role in ("dev", "qa"):
-            admin.put(f"/roles/{role}", {"prompt": f"scripted {role}", "executor": "container", "command": AGENT,
-                                         "required_proofs": [], "timeout_seconds": 120, "heartbeat_seconds": 3})
+            admin.put(f"/roles/{role}", scripted_role(role))

@@ -1,0 +1,105 @@
+"""The e2e tier: real servers and processes.
+
+One local stack (moto server + Step Functions + SQS pump + sweeper + the API on a real port + agents
+as subprocesses) serves every module of this tier that asks for ``stack``: it starts with the first
+such test and stops after the last test of the tier. Modules keep out of each other's way by
+their own project ids; the role configs are the stack's one shared setting, so ``stack`` puts back
+at the end of each module every role config the module changed (the next module sees the roles a
+fresh stack has). Runs pin their role versions when they start, so a change made later never
+reaches a run already going.
+
+The stack and the in-process tests of this tier cannot overlap: the stack sets the process's AWS
+endpoint and owns ``bootstrap``'s services, which in-process moto (``test_local_server``) and the
+moto-server modules (``test_claim_concurrency``, ``test_proof_uploads``) replace while they run.
+So the tests that do not use the stack run first (``pytest_collection_modifyitems`` below).
+
+Some scenarios are mostly waiting. A crashed agent's task is dispatched again only when its
+runner's lease lapses (30 s at least), three attempts at most: a minute and a half in which the
+stack is idle. Such a run is started with the stack (``crashing_run``, which ``stack`` starts) and
+the test that checks it runs last, so the waiting overlaps every other test of the tier.
+"""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from chalicelib.agent.client import BatonClient
+from chalicelib.local.stack import LocalStack
+from tests.support.agents import bare_repository, scripted_role
+
+E2E = Path(__file__).resolve().parent
+ROLE_SPEC_FIELDS = ("prompt", "executor", "command", "image", "required_proofs", "timeout_seconds",
+                    "heartbeat_seconds")
+BACKGROUND_RUNS = ("crashing_run",)
+
+
+def place(item: pytest.Item) -> tuple[bool, bool]:
+    """(uses the stack, checks a background run): the sort key of this tier's tests. Every test of
+    the stack has the background runs among its fixtures (``stack`` starts them): a test checks one
+    when it names it as an argument."""
+    arguments = inspect.signature(item.function).parameters if hasattr(item, "function") else {}
+    return "stack" in getattr(item, "fixturenames", ()), any(name in arguments for name in BACKGROUND_RUNS)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Within this tier (and only here): the tests without the stack, then those with it, then those
+    that check a background run; each group in file order."""
+    here = [i for i, item in enumerate(items) if E2E in item.path.resolve().parents]
+    ordered = sorted((items[i] for i in here), key=place)
+    for slot, item in zip(here, ordered):
+        items[slot] = item
+
+
+@pytest.fixture(scope="package")
+def shared_stack(tmp_path_factory) -> Iterator[LocalStack]:
+    """The tier's one local stack. Short timings, so that waiting on a lapsed lease, a redelivery or
+    a sweep takes seconds: SQS visibility 5 s, a sweep every second, 3 attempts per stage job."""
+    with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-e2e", visibility_timeout=5,
+                    sweep_seconds=1, max_attempts=3, write_config=False) as running:
+        yield running
+
+
+def role_specs(client: BatonClient) -> dict[str, dict[str, Any]]:
+    listed = client.get("/roles")
+    return {config["role"]: {name: config.get(name) for name in ROLE_SPEC_FIELDS}
+            for config in (listed["items"] if isinstance(listed, dict) else listed)}
+
+
+@pytest.fixture(scope="package")
+def crashing_run(shared_stack: LocalStack, tmp_path_factory) -> dict[str, Any]:
+    """A run of scripted agents (tests/agents/scripted.py) in project ``e2e-crashes``: "crash-once job"
+    kills its runner on its first attempt, "crash-always job" on every attempt, "steady job" never.
+    The roles it pins are set for it and put back at once (a run keeps the versions it pinned)."""
+    admin = BatonClient(shared_stack.api_url, shared_stack.admin_key)
+    before = role_specs(admin)
+    for role in ("dev", "qa"):
+        admin.put(f"/roles/{role}", scripted_role(role))
+    repository = bare_repository(tmp_path_factory.mktemp("repo"), "e2e-crashes")
+    admin.post("/projects", {"id": "e2e-crashes", "name": "E2E crashes", "repository_url": f"file://{repository}"})
+    run = admin.post("/projects/e2e-crashes/runs", {
+        "title": "crashes", "deploy_gate": False, "stages": ["dev", "qa"],
+        "tasks": [{"title": "crash-once job"}, {"title": "crash-always job"}, {"title": "steady job"}]})
+    restore_roles(admin, before)
+    return run
+
+
+@pytest.fixture(scope="module")
+def stack(shared_stack: LocalStack, crashing_run: dict[str, Any]) -> Iterator[LocalStack]:
+    """The shared stack, for one module: the role configs it changes are put back when it ends."""
+    admin = BatonClient(shared_stack.api_url, shared_stack.admin_key)
+    before = role_specs(admin)
+    yield shared_stack
+    restore_roles(admin, before)
+
+
+def restore_roles(admin: BatonClient, specs: dict[str, dict[str, Any]]) -> None:
+    """Publish again every role config that differs from ``specs`` (a new version, the old content)."""
+    current = role_specs(admin)
+    for role, spec in specs.items():
+        if current.get(role) != spec:
+            admin.put(f"/roles/{role}", spec)
+    assert role_specs(admin) == specs
