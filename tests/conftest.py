@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 import botocore.loaders
 import botocore.session
+import pytest
 
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
@@ -37,3 +39,20 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 # service models and endpoint data (~0.1 s per client, and the in-process tiers build their clients
 # for every test). The loader only reads botocore's data files, so one per search path serves all.
 botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "service", "api", "e2e", "fuzz", "infra")
+
+
+def tier_of(item: pytest.Item) -> int:
+    try:
+        folder = item.path.relative_to(TESTS).parts[0]
+    except ValueError:
+        return len(TIERS)
+    return TIERS.index(folder) if folder in TIERS else len(TIERS)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``pytest tests`` runs the tiers cheapest first (a broken domain fails in seconds, not after the
+    local stack), each tier in file order."""
+    items.sort(key=tier_of)

@@ -24,7 +24,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib.agent.client import BatonClient
 from chalicelib.agent.transfer import download
 from chalicelib.cli.client import CliClient
 from chalicelib.local.stack import LocalStack
