@@ -1,1 +1,8 @@
-"""Running Baton on one machine against moto: resource creation, the local stack, its pumps."""
+"""Running Baton on one machine against moto.
+
+* ``stack``: the local stack (``make up``): starts the parts below and wires the services.
+* ``resources``: the tables, bucket, queues and state machines of ``infra/resources.yaml``.
+* ``api_server``: Chalice's local server, answering as API Gateway does.
+* ``pump``: the SQS pump, Lambda's event source mapping for the dispatch queue.
+* ``moto_fidelity``: moto's transactions made atomic under threads.
+"""

@@ -5,7 +5,12 @@ This module orchestrates; the parts are their own modules. It starts, on 127.0.0
   interpreter's SQS calls reach it), and the resources of ``infra/`` created in it (``resources``);
 * the API under Chalice's local server, in this process (``api_server``);
 * an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs (``pump``);
-* the sweeper on a short schedule; and the local executor, which runs agent jobs as subprocesses.
+* the sweeper on a short schedule; and the local executor, which runs agent jobs as subprocesses
+  (each gets the API URL from its launch spec).
+
+The services are built once from a ``Settings`` the stack makes (moto's endpoint and placeholder
+credentials, the resources' names, the API URL) and installed with ``bootstrap.reset_services``:
+the API, the pump's dispatcher and the sweeper all take them from ``bootstrap.get_services()``.
 
 It prints the API URL, an admin key and its own start-up time, and writes both to
 ``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
@@ -22,13 +27,22 @@ import sys
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Optional
 
+from ..config import Settings
 from .api_server import local_api_server
 from .pump import SqsPump
+from .resources import LocalResources, create_local_resources
 
 ROOT = Path(__file__).resolve().parents[2]
+REGION = "us-east-1"
+# moto takes any credentials; these keep a developer's own out of the local stack's clients.
+LOCAL_CREDENTIALS = {
+    "aws_access_key_id": "local",
+    "aws_secret_access_key": "local",  # nosec B105  # moto's placeholder credentials, local only
+}
 log = logging.getLogger("baton.local")
 
 
@@ -92,7 +106,7 @@ class LocalStack:
         self.api_server: Any = None
         self.threads: list[threading.Thread] = []
         self.services: Any = None
-        self.resources: Any = None
+        self.resources: Optional[LocalResources] = None
         self.admin_key = ""
         self.startup_seconds = 0.0
         self._saved_env: dict[str, Optional[str]] = {}
@@ -105,19 +119,44 @@ class LocalStack:
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
 
-    def _setenv(self, values: dict[str, str]) -> None:
+    def settings(self, resources: Optional[LocalResources] = None) -> Settings:
+        """What the services are built from: the operator's tunables from the environment (e.g.
+        ``BATON_PROOF_SIZE_LIMITS``), wired to this stack's moto and, when given, its resources."""
+        connection = replace(Settings.from_env(), region=REGION, aws_endpoint_url=self.moto_url, **LOCAL_CREDENTIALS)
+        if resources is None:
+            return connection
+        return replace(connection, stage="local", orchestration="stepfunctions", launcher="local",
+                       table_name=resources.table_name, idempotency_table=resources.idempotency_table_name,
+                       bucket=resources.bucket, dispatch_queue_url=resources.dispatch_queue_url,
+                       task_state_machine_arn=resources.task_state_machine_arn,
+                       run_state_machine_arn=resources.run_state_machine_arn,
+                       api_url=self.api_url, workdir=str(self.workdir), max_attempts=self.max_attempts)
+
+    def _set_process_environment(self) -> None:
+        """What cannot be passed in, because code outside the stack reads it from this process's
+        environment (stop() restores the previous values):
+
+        * ``MOTO_PORT``: moto's Step Functions interpreter, in this process, calls back into moto at
+          ``localhost:$MOTO_PORT`` (moto.settings.moto_server_port; default 5000).
+        * ``AWS_ENDPOINT_URL``, the credentials and the region: powertools' idempotency persistence
+          layers (``api/idempotency.py``, ``workers.py``) make their own boto3 clients from botocore's
+          default chain, not through bootstrap. A developer's session token or profile is removed
+          so that it cannot mix with the placeholder credentials.
+        """
+        values = {"MOTO_PORT": str(self.moto_port), "AWS_ENDPOINT_URL": self.moto_url,
+                  "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIALS["aws_access_key_id"],
+                  "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIALS["aws_secret_access_key"],
+                  "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION}
         for name, value in values.items():
             self._saved_env.setdefault(name, os.environ.get(name))
             os.environ[name] = value
+        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
+            self._saved_env.setdefault(name, os.environ.pop(name, None))
 
     def start(self) -> "LocalStack":
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self._setenv({"MOTO_PORT": str(self.moto_port), "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # nosec B105  # moto's placeholder credentials, local only
-                      "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1",
-                      "AWS_ENDPOINT_URL": self.moto_url})
-        for name in ("AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "AWS_PROFILE"):
-            self._saved_env.setdefault(name, os.environ.pop(name, None))
+        self._set_process_environment()
         from moto.server import ThreadedMotoServer
 
         from .moto_fidelity import atomic_transactions
@@ -135,20 +174,14 @@ class LocalStack:
                                          headers={"Content-Type": "application/json"})
         urllib.request.urlopen(request, timeout=10).read()  # nosec B310  # fixed http://127.0.0.1 URL
 
-        import boto3
-
-        from .resources import create_local_resources
-
-        self.resources = create_local_resources(boto3.session.Session(), prefix=self.prefix,
-                                                visibility_timeout=self.visibility_timeout)
-        self._setenv({**self.resources.env(), "BATON_STAGE": "local", "BATON_ORCHESTRATION": "stepfunctions",
-                      "BATON_LAUNCHER": "local", "BATON_API_URL": self.api_url, "BATON_WORKDIR": str(self.workdir),
-                      "BATON_MAX_ATTEMPTS": str(self.max_attempts)})
         from .. import bootstrap
-        from ..config import Settings
 
+        connection = self.settings()
+        self.resources = create_local_resources({service: bootstrap.client(service, connection)
+                                                 for service in ("dynamodb", "s3", "sqs", "stepfunctions")},
+                                                prefix=self.prefix, visibility_timeout=self.visibility_timeout)
         forget_process_state()
-        self.services = bootstrap.build_services(Settings.from_env())
+        self.services = bootstrap.build_services(self.settings(self.resources))
         bootstrap.reset_services(self.services)
         self.services.roles.active_all()  # seed the default role configs
         self.admin_key = self.services.keys.bootstrap_admin("local-admin")[1]
