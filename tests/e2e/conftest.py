@@ -13,10 +13,9 @@ endpoint and owns ``bootstrap``'s services, which in-process moto (``test_local_
 moto-server modules (``test_claim_concurrency``, ``test_proof_uploads``) replace while they run.
 So the tests that do not use the stack run first (``pytest_collection_modifyitems`` below).
 
-Some scenarios are mostly waiting. A crashed agent's task is dispatched again only when its
-runner's lease lapses (30 s at least), three attempts at most: a minute and a half in which the
-stack is idle. Such a run is started with the stack (``crashing_run``, which ``stack`` starts) and
-the test that checks it runs last, so the waiting overlaps every other test of the tier.
+Some scenarios are mostly waiting (a crashed runner's lease lapsing three times is a minute and a
+half). Their runs start with the stack (``background_runs``, tests/e2e/background.py) and the tests
+that check them run last, so the waiting overlaps every other test of the tier.
 """
 
 from __future__ import annotations
@@ -29,12 +28,11 @@ import pytest
 
 from chalicelib.agent.client import BatonClient
 from chalicelib.local.stack import LocalStack
-from tests.support.agents import bare_repository, scripted_role
+from tests.e2e.background import UNLAUNCHABLE, refusing_launches, start_runs
+from tests.support.roles import restore_roles, role_specs
 
 E2E = Path(__file__).resolve().parent
-ROLE_SPEC_FIELDS = ("prompt", "executor", "command", "image", "required_proofs", "timeout_seconds",
-                    "heartbeat_seconds")
-BACKGROUND_RUNS = ("crashing_run",)
+BACKGROUND_RUNS = ("background_runs",)
 
 
 def place(item: pytest.Item) -> tuple[bool, bool]:
@@ -63,43 +61,17 @@ def shared_stack(tmp_path_factory) -> Iterator[LocalStack]:
         yield running
 
 
-def role_specs(client: BatonClient) -> dict[str, dict[str, Any]]:
-    listed = client.get("/roles")
-    return {config["role"]: {name: config.get(name) for name in ROLE_SPEC_FIELDS}
-            for config in (listed["items"] if isinstance(listed, dict) else listed)}
-
-
 @pytest.fixture(scope="package")
-def crashing_run(shared_stack: LocalStack, tmp_path_factory) -> dict[str, Any]:
-    """A run of scripted agents (tests/agents/scripted.py) in project ``e2e-crashes``: "crash-once job"
-    kills its runner on its first attempt, "crash-always job" on every attempt, "steady job" never.
-    The roles it pins are set for it and put back at once (a run keeps the versions it pinned)."""
-    admin = BatonClient(shared_stack.api_url, shared_stack.admin_key)
-    before = role_specs(admin)
-    for role in ("dev", "qa"):
-        admin.put(f"/roles/{role}", scripted_role(role))
-    repository = bare_repository(tmp_path_factory.mktemp("repo"), "e2e-crashes")
-    admin.post("/projects", {"id": "e2e-crashes", "name": "E2E crashes", "repository_url": f"file://{repository}"})
-    run = admin.post("/projects/e2e-crashes/runs", {
-        "title": "crashes", "deploy_gate": False, "stages": ["dev", "qa"],
-        "tasks": [{"title": "crash-once job"}, {"title": "crash-always job"}, {"title": "steady job"}]})
-    restore_roles(admin, before)
-    return run
+def background_runs(shared_stack: LocalStack, tmp_path_factory) -> Iterator[dict[str, dict[str, Any]]]:
+    """The runs of tests/e2e/background.py, by name, started as soon as the stack is up."""
+    with refusing_launches(shared_stack, UNLAUNCHABLE):
+        yield start_runs(shared_stack, lambda: tmp_path_factory.mktemp("repo"))
 
 
 @pytest.fixture(scope="module")
-def stack(shared_stack: LocalStack, crashing_run: dict[str, Any]) -> Iterator[LocalStack]:
+def stack(shared_stack: LocalStack, background_runs: dict[str, dict[str, Any]]) -> Iterator[LocalStack]:
     """The shared stack, for one module: the role configs it changes are put back when it ends."""
     admin = BatonClient(shared_stack.api_url, shared_stack.admin_key)
     before = role_specs(admin)
     yield shared_stack
     restore_roles(admin, before)
-
-
-def restore_roles(admin: BatonClient, specs: dict[str, dict[str, Any]]) -> None:
-    """Publish again every role config that differs from ``specs`` (a new version, the old content)."""
-    current = role_specs(admin)
-    for role, spec in specs.items():
-        if current.get(role) != spec:
-            admin.put(f"/roles/{role}", spec)
-    assert role_specs(admin) == specs

@@ -12,10 +12,8 @@ from typing import Any, Callable
 import pytest
 
 from chalicelib.agent.client import BatonClient
-from tests.support.agents import SCRIPTED_AGENT as AGENT
 from tests.support.agents import bare_repository, scripted_role
 from tests.support.waiting import wait_for as wait_until
-
 
 
 @pytest.fixture(scope="module")
@@ -33,12 +31,6 @@ def admin(stack, repository) -> BatonClient:
     return client
 
 
-@pytest.fixture(scope="module")
-def human(stack, admin) -> BatonClient:
-    created = admin.post("/keys", {"name": "reviewer", "principal": "human", "project_ids": ["e2e"]})
-    return BatonClient(stack.api_url, created["key"])
-
-
 def wait_for(check: Callable[[], Any], what: str, deadline_seconds: float = 120) -> Any:
     return wait_until(check, what, deadline_seconds)
 
@@ -51,10 +43,12 @@ def events_of(client: BatonClient, run_id: str) -> list[dict[str, Any]]:
     return client.get(f"/runs/{run_id}/events?limit=200")["items"]
 
 
-def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(admin, human):
-    run = admin.post("/projects/e2e/runs", {"title": "three tasks", "tasks": [
-        {"title": "add login"}, {"title": "fix flaky-qa parser"}, {"title": "update docs"}]})
-    run_id = run["id"]
+def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(background_runs, stack):
+    """Three tasks of scripted agents through every stage ("gated" in tests/e2e/background.py)."""
+    admin = BatonClient(stack.api_url, stack.admin_key)
+    human = BatonClient(stack.api_url, admin.post("/keys", {"name": "reviewer", "principal": "human",
+                                                            "project_ids": ["e2e-gated"]})["key"])
+    run_id = background_runs["gated"]["id"]
     wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] == "awaiting_approval", "the deploy gate")
     tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
     assert all(t["stage"] == "complete" and t["status"] == "done" for t in tasks.values())
@@ -76,11 +70,10 @@ def test_a_run_with_a_qa_loop_back_waits_for_the_deploy_gate_then_succeeds(admin
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs))
 
 
-def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(crashing_run, stack):
-    """The run is ``crashing_run`` (tests/e2e/conftest.py): started with the stack, since each crash
-    waits out a runner's lease; this test runs after the others of the tier."""
+def test_an_agent_that_stops_heartbeating_is_redispatched_and_a_crashing_one_fails_alone(background_runs, stack):
+    """The run is "crashing" in tests/e2e/background.py: each crash waits out its runner's lease."""
     admin = BatonClient(stack.api_url, stack.admin_key)
-    run_id = crashing_run["id"]
+    run_id = background_runs["crashing"]["id"]
     wait_for(lambda: admin.get(f"/runs/{run_id}")["status"] in ("failed", "succeeded"), "the run to end", 180)
     tasks = {t["title"]: t for t in tasks_of(admin, run_id)}
     assert tasks["crash-once job"]["status"] == "done"
@@ -144,25 +137,15 @@ def test_the_runner_refuses_a_role_config_that_drifted_from_the_pin(admin, stack
     admin.delete(f"/runs/{run['id']}")
 
 
-def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch):
+def test_a_job_that_cannot_be_launched_ends_in_the_dlq(background_runs, stack):
     """Launch failures are reported per record (partial batch failure); SQS redelivers, and after
     maxReceiveCount moves the message to the DLQ while the rest of the batch goes on. (When the
     stage job's heartbeat lapses first, the job is re-dispatched and the superseded message is
     dropped instead; an agent that never reports makes the task fail after its attempts — see the
-    crash test above.)"""
-    admin.put("/roles/dev", {"prompt": "scripted dev", "executor": "container", "command": AGENT,
-                             "required_proofs": [], "timeout_seconds": 600, "heartbeat_seconds": 120})
-
-    launch = stack.services.launcher.launch
-
-    def refuse(spec):
-        if spec["project_id"] != "e2e":     # other projects' runs share the stack: theirs still start
-            return launch(spec)
-        raise RuntimeError("no capacity to start the agent")
-
-    monkeypatch.setattr(stack.services.launcher, "launch", refuse)
-    run = admin.post("/projects/e2e/runs", {"title": "unlaunchable", "deploy_gate": False, "stages": ["dev"],
-                                             "tasks": [{"title": "never starts"}]})
+    crash test above.) The run is "unlaunchable" in tests/e2e/background.py: the launcher refuses
+    its project's jobs."""
+    admin = BatonClient(stack.api_url, stack.admin_key)
+    run = background_runs["unlaunchable"]
     sqs = stack.services.outbox.queue.client
     dlq = stack.resources.dlq_url
 
@@ -180,30 +163,24 @@ def test_a_job_that_cannot_be_launched_ends_in_the_dlq(admin, stack, monkeypatch
     admin.delete(f"/runs/{run['id']}")
 
 
-def test_an_external_run_waits_unclaimed_for_ten_heartbeats_then_completes_when_an_agent_claims(admin, stack):
+def test_an_external_run_waits_unclaimed_for_ten_heartbeats_then_completes_when_an_agent_claims(background_runs,
+                                                                                               stack):
     """Liveness (contract v1.1): the heartbeat clock starts at the claim. Nobody claims for longer
     than ten heartbeats (observed as the run's queue-timeout report, set to ten heartbeats), nothing
-    fails, and an agent that then claims by run id alone works the task to the end."""
-    for role in ("dev", "qa"):
-        admin.put(f"/roles/{role}", {"prompt": f"external {role}", "executor": "external", "required_proofs": [],
-                                     "timeout_seconds": 60, "heartbeat_seconds": 1})
-    try:
-        run = admin.post("/projects/e2e/runs", {"title": "external agents", "deploy_gate": False,
-                                                 "stages": ["dev", "qa"], "queue_timeout_seconds": 10,
-                                                 "tasks": [{"title": "waits for a person's agent"}]})
-        reported = wait_for(lambda: [e for e in events_of(admin, run["id"])
-                                     if e["action"] == "task.waiting_for_agent"], "the wait report", 120)
-        assert reported[0]["data"]["waited_seconds"] >= 10            # ten heartbeats unclaimed
-        task = tasks_of(admin, run["id"])[0]
-        assert task["status"] == "queued" and admin.get(f"/runs/{run['id']}")["status"] == "running"
-        for stage in ("dev", "qa"):
-            claimed = wait_for(lambda: admin.post_status("/queue/claim", {"stage": stage, "agent_id": "person-1",
-                                                                          "run_id": run["id"]})[1],
-                               f"the {stage} job", 60)
-            admin.post(f"/tasks/{task['id']}/advance", {"claim_id": claimed["claim"]["claim_id"], "result": "pass"})
-        assert wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] == "succeeded", "the run's end", 60)
-        actions = [e["action"] for e in events_of(admin, run["id"])]
-        assert "task.attempts_exhausted" not in actions and "task.failed" not in actions
-    finally:
-        for role in ("dev", "qa"):
-            admin.put(f"/roles/{role}", scripted_role(role))
+    fails, and an agent that then claims by run id alone works the task to the end. The run is
+    "unclaimed" in tests/e2e/background.py (external roles heartbeating every second)."""
+    admin = BatonClient(stack.api_url, stack.admin_key)
+    run = background_runs["unclaimed"]
+    reported = wait_for(lambda: [e for e in events_of(admin, run["id"])
+                                 if e["action"] == "task.waiting_for_agent"], "the wait report", 120)
+    assert reported[0]["data"]["waited_seconds"] >= 10            # ten heartbeats unclaimed
+    task = tasks_of(admin, run["id"])[0]
+    assert task["status"] == "queued" and admin.get(f"/runs/{run['id']}")["status"] == "running"
+    for stage in ("dev", "qa"):
+        claimed = wait_for(lambda: admin.post_status("/queue/claim", {"stage": stage, "agent_id": "person-1",
+                                                                      "run_id": run["id"]})[1],
+                           f"the {stage} job", 60)
+        admin.post(f"/tasks/{task['id']}/advance", {"claim_id": claimed["claim"]["claim_id"], "result": "pass"})
+    assert wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] == "succeeded", "the run's end", 60)
+    actions = [e["action"] for e in events_of(admin, run["id"])]
+    assert "task.attempts_exhausted" not in actions and "task.failed" not in actions
