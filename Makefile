@@ -32,9 +32,14 @@ up: $(STAMP)
 PYTEST_TIERS = $(PY) -m pytest -q -p no:cacheprovider $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$status
 
-## Set everything up and run every tier: unit, service, api, e2e, fuzz, infra (tests/conftest.py says what each holds).
+## Set everything up and run every tier: unit, service, api, e2e, fuzz, infra (tests/conftest.py says what each
+## holds), in two pytest processes so that both cores work: fuzz and infra (schemathesis against a local stack
+## of their own, cfn-lint, checkov, chalice package) beside the others; their report is printed after.
 test: $(STAMP)
-	$(call PYTEST_TIERS,tests)
+	@tools_log=$$(mktemp); ( $(call PYTEST_TIERS,tests/fuzz tests/infra) ) > $$tools_log 2>&1 & tools=$$!; \
+	( $(call PYTEST_TIERS,tests --ignore=tests/fuzz --ignore=tests/infra) ); status=$$?; \
+	wait $$tools; tools_status=$$?; echo "--- tests/fuzz and tests/infra, run beside the tiers above:"; \
+	cat $$tools_log; rm -f $$tools_log; [ $$status -eq 0 ] && [ $$tools_status -eq 0 ]
 
 ## The edit loop: unit + service (no network, in-process moto), well under a minute.
 test-fast: $(STAMP)
