@@ -1,17 +1,21 @@
-"""What every tier needs: placeholder AWS credentials (no test ever reaches a real account) and the
-names Baton's settings read, set before any test module imports chalicelib.
+"""What every tier needs: placeholder AWS credentials (no test ever reaches a real account), the
+names Baton's settings read (set before any test module imports chalicelib), one botocore loader
+for the process, and the order of the tiers.
 
-The tiers, each runnable alone (``pytest tests/<tier>``):
+The tiers, each runnable alone (``pytest tests/<tier>``), in the order ``pytest tests`` runs them:
 
 * ``unit``: no AWS, no network; the domain, parsers, CLI and runner units (tmp dirs and fakes).
-* ``service``: in-process moto; services, repositories and the dispatcher called directly.
+* ``service``: in-process moto; services, repositories and moto's own behaviour called directly.
 * ``api``: ``chalice.test.Client`` over in-process moto.
-* ``e2e``: real servers and processes: the local stack (one per session, ``e2e/conftest.py``),
-  moto in server mode, the local API server, agents as subprocesses.
-* ``fuzz``: schemathesis against a local stack.
-* ``infra``: what ships: the template's rules, the Lambda package, cfn-lint, checkov, bandit.
+* ``e2e``: real servers and processes: one local stack for the tier (``e2e/conftest.py``), moto in
+  server mode, the local API server on a socket, agents as subprocesses.
+* ``fuzz``: schemathesis against a local stack of its own.
+* ``infra``: what ships and what it is built from: the template's rules and the local resources
+  made from it, the Lambda package, cfn-lint, checkov, bandit.
 
-Helpers more than one module needs live in ``tests/support``; test modules never import each other.
+``make test-fast`` is unit + service; ``make test`` runs fuzz and infra in a second process beside
+the rest. Helpers more than one module needs live in ``tests/support``; test modules never import
+each other.
 """
 
 from __future__ import annotations
