@@ -12,7 +12,8 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from chalicelib.local.stack import free_port, local_api_server
+from chalicelib.local.api_server import local_api_server
+from chalicelib.local.stack import free_port
 from tests.support.aws import moto_services
 
 SECRET = "bt_" + "s3cr3t" * 7 + "x"
