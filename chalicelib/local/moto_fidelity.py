@@ -16,7 +16,7 @@ moto 5.2.5's ``DynamoDBBackend.transact_write_items`` has two problems that are 
 under one lock (so requests are linearizable, as DynamoDB guarantees for conditional writes and
 transactions), and a transaction snapshots only the items it touches and restores exactly those
 if it fails. Under the lock that is equivalent to moto's whole-table restore: nothing else can
-change while the transaction runs. ``tests/test_moto_fidelity.py`` checks the rollback. The local stack runs with it on.
+change while the transaction runs. ``tests/service/test_moto_fidelity.py`` checks the rollback. The local stack runs with it on.
 """
 
 from __future__ import annotations
