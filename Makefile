@@ -53,9 +53,17 @@ openapi: $(STAMP)
 fuzz: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -s tests/fuzz
 
-## Print the AWS calls each endpoint makes (bench/roundtrips.py).
+## Print each performance figure next to its design minimum (bench/run_all.py: AWS calls per endpoint,
+## cold import, claim/progress at queue depth, stage-hop latency and Step Functions transitions, cost
+## per 1,000 task-stages). Measures and prints; exits 2 if any request scanned the table.
 bench: $(STAMP)
-	$(PY) bench/roundtrips.py
+	$(PY) bench/run_all.py
+
+## The scale run: 200 tasks x 4 stages, 20 concurrent agents on the local stack (minutes). Sizes:
+## BENCH_SCALE_TASKS, BENCH_SCALE_AGENTS, BENCH_SCALE_STAGES (or bench/scale.py --help).
+.PHONY: bench-scale
+bench-scale: $(STAMP)
+	$(PY) bench/scale.py
 
 ## Render the deployable template: out/merge.json, then chalice package -> out/sam.json + out/deployment.zip,
 ## for Lambda python3.13 on x86_64 with wheels for that runtime, whatever Python runs it (RUNTIME=python3.12 also works).

@@ -1,187 +1,224 @@
-"""Print the AWS calls each endpoint makes: one representative request per endpoint, against moto
-in-process, counted with a botocore event hook on every client the services hold.
+"""AWS calls per endpoint, next to the design minimum: one representative request per endpoint,
+through the Chalice app, against moto in-process with Step Functions executing (as on AWS: the
+dispatcher is fed from the SQS queue the executions write to).
 
-    .venv/bin/python bench/roundtrips.py
+    .venv/bin/python bench/roundtrips.py [--explain]    # --explain: each request's calls in order
 
-The API key lookup of the auth middleware is counted with its request (column "auth"). Any Scan
-is flagged: the store promises only GetItem/Query reads, so the script exits with status 2 then.
+Every botocore client in the process is hooked (``bench/meter.py``); a request's calls are the
+ones made inside its Lambda invocation, the API-key lookup of the auth middleware included
+(column "auth"). The stage flow runs twice: with an agent key (the minimum is stated for it) and
+with a job token, whose every request also reads the task (the token dies with its job).
+
+Any Scan is flagged: the store promises only GetItem/Query reads, so the script exits 2 then.
 Counts only: moto's timings say nothing about DynamoDB's.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import hashlib
 import sys
-import threading
-from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Optional
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-for name, value in {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing",
-                    "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing",
-                    "BATON_TABLE": "baton-bench", "BATON_STAGE": "bench", "BATON_ORCHESTRATION": "plain",
-                    "POWERTOOLS_LOG_LEVEL": "ERROR"}.items():
-    os.environ.setdefault(name, value)
-os.environ.pop("AWS_ENDPOINT_URL", None)     # moto in-process intercepts; never a real endpoint
+from bench.harness import InProcess, Response, print_table, record_summary, report_scans, scans  # noqa: E402
+from bench.meter import Call, fmt_calls, summarize  # noqa: E402
 
-
-def botocore_clients(root: Any, depth: int = 3) -> Iterator[Any]:
-    """Every botocore client reachable from ``root`` (the services and what they hold)."""
-    seen: set[int] = set()
-
-    def walk(value: Any, level: int) -> Iterator[Any]:
-        if id(value) in seen or level < 0 or isinstance(value, (str, bytes, int, float, bool, type(None))):
-            return
-        seen.add(id(value))
-        meta = getattr(value, "meta", None)
-        if meta is not None and hasattr(meta, "events") and hasattr(meta, "service_model"):
-            yield value
-            return
-        children = value.values() if isinstance(value, dict) else (
-            value if isinstance(value, (list, tuple, set)) else getattr(value, "__dict__", {}).values())
-        for child in list(children):
-            yield from walk(child, level - 1)
-
-    yield from walk(root, depth)
+# The design's minimum for an agent key, and why. Job tokens add one GetItem (the task's liveness).
+MINIMUM: dict[str, tuple[int, str]] = {
+    "GET /status": (0, "no AWS"),
+    "POST /queue/claim (by project)": (3, "key lookup, one Query of the queue index, one conditional write"),
+    "POST /queue/claim (by run)": (3, "key lookup, one Query of the run's queue index, one conditional write"),
+    "POST /tasks/{id}/heartbeat": (2, "key lookup, one conditional write on owner and lease: no read"),
+    "GET /runs/{id}/progress": (2, "key lookup, the run item (counters on it)"),
+    "GET /runs/{id}": (2, "key lookup, the run item"),
+    "GET /tasks/{id}": (2, "key lookup, the task item"),
+    "GET /projects/{id}": (2, "key lookup, the project item"),
+    "GET /tasks/{id}/context": (4, "key lookup + at most three DynamoDB round trips (design)"),
+}
+JOB_TOKEN_EXTRA = 1
 
 
-class CallCounter:
-    """Counts ``before-call`` events per operation; ``phase`` labels the calls made meanwhile."""
-
+class Rows:
     def __init__(self) -> None:
-        self.calls: Counter = Counter()
-        self.auth_calls: Counter = Counter()
-        self.in_auth = threading.local()
+        self.rows: list[tuple[str, int, list[Call]]] = []
 
-    def hook(self, event_name: str, model: Any = None, **_: Any) -> None:
-        service = event_name.split(".")[1]
-        name = model.name if model is not None else event_name.rsplit(".", 1)[-1]
-        label = name if service == "dynamodb" else f"{service}:{name}"
-        self.calls[label] += 1
-        if getattr(self.in_auth, "on", False):
-            self.auth_calls[label] += 1
-
-    def reset(self) -> None:
-        self.calls.clear()
-        self.auth_calls.clear()
+    def add(self, label: str, response: Response) -> Response:
+        self.rows.append((label, response.status, response.calls))
+        return response
 
 
-def fmt(counts: Counter) -> str:
-    return ", ".join(f"{name}×{n}" for name, n in sorted(counts.items())) or "–"
+def claimed(bench: InProcess, body: dict[str, Any], key: str, headers: Optional[dict[str, str]] = None) -> Response:
+    """The first claim that finds a dispatched task (the executions dispatch asynchronously)."""
+    def attempt() -> Optional[Response]:
+        response = bench.request("POST", "/queue/claim", body, key, headers)
+        if response.status == 204:
+            return None
+        if response.status != 200:
+            raise SystemExit(f"claim: {response.status} {response.body}")
+        return response
+    return bench.until(attempt)
+
+
+def upload_proof(bench: InProcess, rows: Rows, task_id: str, key: str, headers: dict[str, str], suffix: str) -> None:
+    data = b"--- a/x.py\n+++ b/x.py\n@@ -1 +1 @@\n-a\n+b\n"
+    declared = rows.add(f"POST /tasks/{{id}}/proofs (declare){suffix}", bench.ok(
+        "POST", f"/tasks/{task_id}/proofs", {"type": "code_diff", "filename": "change.diff",
+                                             "content_type": "text/x-diff", "size": len(data),
+                                             "sha256": hashlib.sha256(data).hexdigest()},
+        key=key, expect=201, headers=headers)).body
+    # The agent's upload goes to S3 with the presigned form, not through Baton: not counted here.
+    import boto3
+
+    boto3.client("s3").put_object(Bucket=bench.resources.bucket, Key=declared["upload"]["fields"]["key"], Body=data,
+                                  ContentType="text/x-diff")
+    rows.add(f"POST /proofs/{{id}}/confirm{suffix}", bench.ok("POST", f"/proofs/{declared['proof']['id']}/confirm",
+                                                             key=key, headers=headers))
+
+
+def handoff(from_role: str, to_role: str) -> dict[str, Any]:
+    return {"from_role": from_role, "to_role": to_role, "summary": "bench", "confidence": "high"}
+
+
+def agent_key_flow(bench: InProcess, rows: Rows) -> None:
+    ok = bench.ok
+    rows.add("GET /status", ok("GET", "/status", key=""))
+    agent = rows.add("POST /keys", ok("POST", "/keys", {"name": "agent-1", "principal": "agent",
+                                                        "project_ids": ["demo"]}, expect=201)).body["key"]
+    rows.add("GET /keys", ok("GET", "/keys"))
+    rows.add("POST /projects", ok("POST", "/projects", {"id": "demo", "name": "Demo",
+                                                        "repository_url": "https://example.com/demo.git"}, expect=201))
+    rows.add("GET /projects", ok("GET", "/projects"))
+    rows.add("GET /projects/{id}", ok("GET", "/projects/demo"))
+    rows.add("PATCH /projects/{id}", ok("PATCH", "/projects/demo", {"name": "Demo project"}))
+    run_id = rows.add("POST /projects/{id}/runs (3 tasks)", ok(
+        "POST", "/projects/demo/runs", {"title": "bench", "deploy_gate": False, "parallelism": 3,
+                                        "tasks": [{"title": f"task {i}"} for i in range(3)]}, expect=201)).body["id"]
+    rows.add("GET /projects/{id}/runs", ok("GET", "/projects/demo/runs"))
+    rows.add("GET /runs/{id}", ok("GET", f"/runs/{run_id}"))
+    rows.add("GET /runs/{id}/progress", ok("GET", f"/runs/{run_id}/progress"))
+    rows.add("GET /runs/{id}/tasks", ok("GET", f"/runs/{run_id}/tasks"))
+    rows.add("GET /runs/{id}/events", ok("GET", f"/runs/{run_id}/events"))
+
+    dev = rows.add("POST /queue/claim (by project)", claimed(bench, {"stage": "dev", "agent_id": "agent-1",
+                                                                      "project_id": "demo"}, agent)).body
+    task_id, claim_id = dev["task"]["id"], dev["claim"]["claim_id"]
+    under_claim = {"Baton-Claim": claim_id}
+    rows.add("POST /tasks/{id}/heartbeat", ok("POST", f"/tasks/{task_id}/heartbeat", {"claim_id": claim_id}, key=agent))
+    rows.add("GET /tasks/{id}/context", ok("GET", f"/tasks/{task_id}/context", key=agent, headers=under_claim))
+    upload_proof(bench, rows, task_id, agent, under_claim, "")
+    rows.add("POST /tasks/{id}/handoffs", ok("POST", f"/tasks/{task_id}/handoffs", handoff("dev", "qa"), key=agent,
+                                             expect=201, headers=under_claim))
+    rows.add("POST /tasks/{id}/advance (pass: dev → qa)", ok("POST", f"/tasks/{task_id}/advance",
+                                                            {"claim_id": claim_id, "result": "pass"}, key=agent))
+    qa = rows.add("POST /queue/claim (by run)", claimed(bench, {"stage": "qa", "agent_id": "agent-1", "run_id": run_id},
+                                                         agent)).body
+    rows.add("POST /tasks/{id}/advance (fail: back to dev)", ok(
+        "POST", f"/tasks/{qa['task']['id']}/advance", {"claim_id": qa["claim"]["claim_id"], "result": "fail",
+                                                       "notes": "tests fail"}, key=agent))
+    rows.add("POST /runs/{id}/tasks", ok("POST", f"/runs/{run_id}/tasks", {"title": "one more"}, expect=201))
+    other = next(t["id"] for t in ok("GET", f"/runs/{run_id}/tasks").body["items"] if t["id"] != task_id)
+    rows.add("GET /tasks/{id}", ok("GET", f"/tasks/{other}"))
+    rows.add("POST /tasks/{id}/stage", ok("POST", f"/tasks/{other}/stage", {"stage": "docs", "reason": "bench"}))
+    agent_id = next(k["id"] for k in ok("GET", "/keys").body["items"] if k["name"] == "agent-1")
+    rows.add("DELETE /keys/{id}", ok("DELETE", f"/keys/{agent_id}"))
+    rows.add("DELETE /runs/{id} (kill, open tasks)", ok("DELETE", f"/runs/{run_id}"))
+
+
+def job_token_flow(bench: InProcess, rows: Rows) -> None:
+    """A container job as its runner works it: launch code → job token → claim → work → advance."""
+    ok = bench.ok
+    dev = ok("GET", "/roles/dev").body
+    ok("PUT", "/roles/dev", {"prompt": dev["prompt"], "executor": "container", "command": "true",
+                             "required_proofs": ["code_diff"]})
+    run_id = ok("POST", "/projects/demo/runs", {"title": "bench jobs", "deploy_gate": False, "parallelism": 1,
+                                                "tasks": [{"title": "job task"}]}, expect=201).body["id"]
+    specs = bench.launcher.specs
+    bench.until(lambda: Response(200, None, None) if any(s["run_id"] == run_id for s in specs) else None)
+    spec = next(s for s in specs if s["run_id"] == run_id)
+    redeemed = rows.add("POST /jobs/{id}/token (launch code)", ok("POST", f"/jobs/{spec['job_id']}/token",
+                                                                   key=spec["launch_code"], expect=201)).body
+    token, task_id = redeemed["token"], spec["task_id"]
+    rows.add("GET /tasks/{id}/context", ok("GET", f"/tasks/{task_id}/context", key=token))
+    claim = rows.add("POST /queue/claim (its own job)", ok("POST", "/queue/claim", {
+        "stage": "dev", "agent_id": spec["job_id"], "task_id": task_id, "lease_seconds": 60}, key=token)).body
+    claim_id = claim["claim"]["claim_id"]
+    rows.add("POST /tasks/{id}/heartbeat", ok("POST", f"/tasks/{task_id}/heartbeat", {"claim_id": claim_id}, key=token))
+    upload_proof(bench, rows, task_id, token, {}, "")
+    rows.add("POST /tasks/{id}/handoffs", ok("POST", f"/tasks/{task_id}/handoffs", handoff("dev", "qa"), key=token,
+                                             expect=201))
+    rows.add("POST /tasks/{id}/advance (pass: dev → qa)", ok("POST", f"/tasks/{task_id}/advance",
+                                                            {"claim_id": claim_id, "result": "pass"}, key=token))
+
+
+def render(rows: Rows, extra: int = 0) -> tuple[list[list[Any]], list[str]]:
+    table, found = [], []
+    for label, status, calls in rows.rows:
+        counts = summarize(calls)
+        auth = summarize(c for c in calls if c.scope == "auth")
+        flag = " **⚠ SCAN**" if scans(calls) else ""
+        if flag:
+            found.append(label)
+        base = MINIMUM.get(label)
+        minimum = "–" if base is None else str(base[0] + (extra if base[0] else 0))
+        total = sum(counts.values())
+        over = "" if base is None else ("=" if total == int(minimum) else f"+{total - int(minimum)}")
+        table.append([label, status, fmt_calls(counts) + flag, total, minimum, over, fmt_calls(auth)])
+    return table, found
+
+
+def explain(rows: Rows) -> None:
+    for label, _, calls in rows.rows:
+        if calls:
+            print(f"* {label}: " + "; ".join(f"{c.label} {c.target}".strip() + (" (auth)" if c.scope == "auth" else "")
+                                             for c in calls))
 
 
 def main() -> int:
-    from chalice.test import Client
-    from moto import mock_aws
-
-    from chalicelib import bootstrap
-    from chalicelib.config import Settings
-    from chalicelib.local.resources import create_table
-
-    rows: list[tuple[str, int, Counter, Counter]] = []
-    with mock_aws():
-        settings = Settings.from_env()
-        services = bootstrap.build_services(settings)
-        create_table(services.store.client, settings.table_name)
-        bootstrap.reset_services(services)
-        counter = CallCounter()
-        clients = list(botocore_clients(services))
-        for client in clients:
-            client.meta.events.register("before-call", counter.hook)
-        authenticate = services.keys.authenticate
+    explaining = "--explain" in sys.argv
+    agent_rows, job_rows = Rows(), Rows()
+    with InProcess("stepfunctions") as bench:
+        authenticate = bench.services.keys.authenticate
 
         def counted_authenticate(*args: Any, **kwargs: Any) -> Any:
-            counter.in_auth.on = True
-            try:
+            with bench.meter.scope("auth"):
                 return authenticate(*args, **kwargs)
-            finally:
-                counter.in_auth.on = False
 
-        services.keys.authenticate = counted_authenticate  # type: ignore[method-assign]
-        admin_key = services.keys.bootstrap_admin()[1]
+        bench.services.keys.authenticate = counted_authenticate  # type: ignore[method-assign]
+        bench.ok("GET", "/roles")   # warm-up, not measured: the first read of the role configs writes them
+        agent_key_flow(bench, agent_rows)
+        job_token_flow(bench, job_rows)
+        services = sorted({c.service for c in bench.meter.take()} | {"dynamodb"})
 
-        import app as app_module
+    header = ["endpoint", "HTTP", "AWS calls", "total", "design minimum", "over", "of which auth"]
+    print("## AWS calls per request\n")
+    print(f"moto in-process, Step Functions executing; services seen: {', '.join(services)}.\n")
+    print("### With an agent key\n")
+    table, found = render(agent_rows)
+    print_table(header, table)
+    print("\n### With a job token (a container job's runner): every request also reads the task\n")
+    job_table, job_found = render(job_rows, extra=JOB_TOKEN_EXTRA)
+    print_table(header, job_table)
+    print("\nDesign minimums:")
+    for label, (n, why) in MINIMUM.items():
+        print(f"* {label} = {n}: {why}" + (f" (+{JOB_TOKEN_EXTRA} with a job token)" if n else ""))
+    if explaining:
+        print("\nEach request's calls, in order (DynamoDB: key prefixes or index):")
+        explain(agent_rows)
+        print("With a job token:")
+        explain(job_rows)
+    all_calls = [c for _, _, calls in agent_rows.rows + job_rows.rows for c in calls]
+    print(f"\n{len(agent_rows.rows) + len(job_rows.rows)} requests, {len(all_calls)} AWS calls in all.")
 
-        with Client(app_module.app) as http:
-            def call(label: str, method: str, path: str, body: Any = None, key: Optional[str] = admin_key,
-                     expect: int = 200, record: bool = True) -> Any:
-                headers = {"Content-Type": "application/json"}
-                if key:
-                    headers["Authorization"] = f"Bearer {key}"
-                counter.reset()
-                response = getattr(http.http, method.lower())(path, headers=headers,
-                                                              body=json.dumps(body) if body is not None else None)
-                data = json.loads(response.body) if response.body else None
-                if response.status_code != expect:
-                    raise SystemExit(f"{label}: expected {expect}, got {response.status_code}: {data}")
-                if record:
-                    rows.append((label, response.status_code, Counter(counter.calls), Counter(counter.auth_calls)))
-                return data
-
-            # Warm-up, not measured: the first read of the role configs writes their defaults.
-            call("warm-up", "GET", "/roles", record=False)
-
-            call("GET /status", "GET", "/status", key=None)
-            agent = call("POST /keys", "POST", "/keys", {"name": "agent-1", "principal": "agent",
-                                                         "project_ids": ["demo"]}, expect=201)
-            call("GET /keys", "GET", "/keys")
-            call("POST /projects", "POST", "/projects", {"id": "demo", "name": "Demo",
-                                                         "repository_url": "https://example.com/demo.git"},
-                 expect=201)
-            call("GET /projects", "GET", "/projects")
-            call("GET /projects/{id}", "GET", "/projects/demo")
-            call("PATCH /projects/{id}", "PATCH", "/projects/demo", {"name": "Demo project"})
-            run = call("POST /projects/{id}/runs (3 tasks)", "POST", "/projects/demo/runs",
-                       {"title": "bench", "deploy_gate": False, "tasks": [{"title": f"task {i}"} for i in range(3)]},
-                       expect=201)
-            run_id = run["id"]
-            call("GET /projects/{id}/runs", "GET", "/projects/demo/runs")
-            call("GET /runs/{id}", "GET", f"/runs/{run_id}")
-            call("GET /runs/{id}/progress", "GET", f"/runs/{run_id}/progress")
-            tasks = call("GET /runs/{id}/tasks", "GET", f"/runs/{run_id}/tasks")["items"]
-            call("POST /runs/{id}/tasks", "POST", f"/runs/{run_id}/tasks", {"title": "one more"}, expect=201)
-            call("GET /runs/{id}/events", "GET", f"/runs/{run_id}/events")
-            claimed = call("POST /queue/claim", "POST", "/queue/claim",
-                           {"stage": "dev", "agent_id": "agent-1", "project_id": "demo"}, key=agent["key"])
-            task_id, claim_id = claimed["task"]["id"], claimed["claim"]["claim_id"]
-            call("POST /tasks/{id}/heartbeat", "POST", f"/tasks/{task_id}/heartbeat", {"claim_id": claim_id},
-                 key=agent["key"])
-            call("POST /tasks/{id}/advance (fail: back to dev)", "POST", f"/tasks/{task_id}/advance",
-                 {"claim_id": claim_id, "result": "fail", "notes": "tests fail"}, key=agent["key"])
-            other = next(t["id"] for t in tasks if t["id"] != task_id)
-            call("POST /tasks/{id}/stage", "POST", f"/tasks/{other}/stage", {"stage": "docs", "reason": "bench"})
-            call("GET /tasks/{id}", "GET", f"/tasks/{other}")
-            docs = call("POST /queue/claim (docs)", "POST", "/queue/claim",
-                        {"stage": "docs", "agent_id": "agent-1", "project_id": "demo"}, key=agent["key"])
-            call("POST /tasks/{id}/advance (pass: last stage, no proof required)", "POST",
-                 f"/tasks/{docs['task']['id']}/advance", {"claim_id": docs["claim"]["claim_id"], "result": "pass"},
-                 key=agent["key"])
-            call("DELETE /keys/{id}", "DELETE", f"/keys/{agent['id']}")
-            call("DELETE /runs/{id} (kill, 3 open tasks)", "DELETE", f"/runs/{run_id}")
-        bootstrap.reset_services(None)
-
-    print(f"AWS calls per request (moto in-process; clients hooked: "
-          f"{', '.join(sorted(c.meta.service_model.service_name for c in clients))})\n")
-    print("| endpoint | HTTP status | AWS calls | total | of which auth |")
-    print("|---|---|---|---|---|")
-    scans = []
-    for label, status, calls, auth in rows:
-        flag = ""
-        if any(name.endswith("Scan") for name in calls):
-            scans.append(label)
-            flag = " **⚠ SCAN**"
-        print(f"| {label} | {status} | {fmt(calls)}{flag} | {sum(calls.values())} | {fmt(auth)} |")
-    print(f"\n{len(rows)} requests, {sum(sum(c.values()) for _, _, c, _ in rows)} AWS calls in all.")
-    if scans:
-        print("\n" + "!" * 72 + f"\n!! SCAN in: {', '.join(scans)}\n!! The store must read with GetItem/Query "
-              "only; a Scan reads the whole table.\n" + "!" * 72)
-        return 2
-    print("No Scan anywhere.")
-    return 0
+    headline = []
+    for label in ("POST /tasks/{id}/heartbeat", "POST /queue/claim (by project)", "POST /queue/claim (by run)",
+                  "GET /runs/{id}/progress"):
+        calls = next(c for lbl, _, c in agent_rows.rows if lbl == label)
+        headline.append({"figure": f"AWS calls: {label} (agent key)", "measured": len(calls),
+                         "minimum": MINIMUM[label][0]})
+    record_summary("roundtrips", headline)
+    return report_scans(found + job_found)
 
 
 if __name__ == "__main__":
