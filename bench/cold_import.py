@@ -17,8 +17,10 @@ grouped by package, and the time pydantic spends building model classes during t
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import re
+import shutil
 import subprocess  # nosec B404  # fresh interpreters are the point
 import sys
 import tempfile
@@ -71,6 +73,7 @@ def stdlib_only_cache() -> str:
     standard library is compiled, the function's zip (Baton, boto3, pydantic, ...) is not."""
     if not _STDLIB_ONLY_CACHE:
         prefix = tempfile.mkdtemp(prefix="baton-stdlib-pyc-")
+        atexit.register(shutil.rmtree, prefix, True)
         env = {**environment(), "PYTHONPYCACHEPREFIX": prefix}
         for module, paths in APPS.values():
             subprocess.run([sys.executable, "-c", f"import sys; sys.path[:0] = {paths!r}; import {module}"],
