@@ -62,13 +62,25 @@ _lock = threading.Lock()
 _services: Optional[Services] = None
 
 
+_session_lock = threading.Lock()
+_session: Optional[boto3.session.Session] = None
+
+
 def client(service: str, settings: Settings, config: Config = CLIENT_CONFIG):
     """The settings' endpoint and credentials when they name them (the local stack's moto), else
-    botocore's own (deployed: the function's role)."""
-    return boto3.session.Session().client(service, region_name=settings.region, config=config,
-                                          endpoint_url=settings.aws_endpoint_url or None,
-                                          aws_access_key_id=settings.aws_access_key_id or None,
-                                          aws_secret_access_key=settings.aws_secret_access_key or None)
+    botocore's own (deployed: the function's role).
+
+    Every client comes from one boto3 session per process: a session loads botocore's service
+    models once (a new session per client re-reads them, about 250 ms of a cold start). Sessions
+    are not thread-safe, so clients are made under a lock; clients themselves are."""
+    global _session
+    with _session_lock:
+        if _session is None:
+            _session = boto3.session.Session()
+        return _session.client(service, region_name=settings.region, config=config,
+                               endpoint_url=settings.aws_endpoint_url or None,
+                               aws_access_key_id=settings.aws_access_key_id or None,
+                               aws_secret_access_key=settings.aws_secret_access_key or None)
 
 
 def s3_client(settings: Settings):

@@ -223,6 +223,7 @@ class TaskService:
                     queues: list[tuple[Optional[str], Optional[str]]]) -> Optional[tuple[Task, Claim]]:
         """Try the queues in order: ``(project_id, None)`` a project's, ``(None, run_id)`` a run's."""
         for project_id, run_id in queues:
+            known_run: Optional[dict[str, Any]] = None   # the run as read to authorize: the claim's commit reuses it
             if run_id is not None:
                 if not is_valid_id(run_id, ids.RUN):
                     raise InvalidInputError("run_id is not a run id", code="invalid_id")
@@ -230,6 +231,7 @@ class TaskService:
                 if run_item is None:
                     raise NotFoundError("run not found")
                 authorize(principal, Action.work, project_id=run_item["project_id"], what="run")
+                known_run = run_item
             for _round in range(CLAIM_ROUNDS):
                 now = clock.now_iso()
                 if run_id is not None:
@@ -243,8 +245,9 @@ class TaskService:
                     break
                 for candidate in spread(candidates):
                     try:
-                        return self._claim_one(principal, candidate, request)
+                        return self._claim_one(principal, candidate, request, run_item=known_run)
                     except ConflictError:
+                        known_run = None   # it may be stale now: the next commit reads the run again
                         continue  # lost the race, or its run is not running: try the next one
         return None
 
@@ -260,7 +263,8 @@ class TaskService:
 
         return on_fresh_read(extend)
 
-    def _claim_one(self, principal: Principal, task: Task, request: ClaimRequest) -> tuple[Task, Claim]:
+    def _claim_one(self, principal: Principal, task: Task, request: ClaimRequest,
+                   run_item: Optional[dict[str, Any]] = None) -> tuple[Task, Claim]:
         now = clock.now_iso()
         after, transition = pipeline.claim(task, stage=request.stage, agent_id=request.agent_id,
                                            claim_id=f"{ids.CLAIM}_{secrets.token_hex(12)}", now=now,
@@ -274,7 +278,7 @@ class TaskService:
 
         after, _ = self.commit_change(task, after, transition, principal.actor,
                                       {"agent_id": request.agent_id, "lease_expires_at": after.lease_expires_at},
-                                      check_run=running)
+                                      run_item=run_item, check_run=running)
         return after, Claim(claim_id=after.claim_id or "", expires_at=after.lease_expires_at or "")
 
     # ---- heartbeat, advance, set-stage
