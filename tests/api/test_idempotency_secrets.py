@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 from chalicelib.api.idempotency import SECRET_FIELDS, redact
-from tests.support.aws import table_snapshot
+from tests.support.aws import scan_table, table_snapshot
 
 IDEMPOTENCY_KEY = "5b0c8f3e-2f4a-4c1e-9d7a-3e6f1a2b4c5d"
 BODY = {"name": "ci", "principal": "agent", "project_ids": ["demo"]}
@@ -18,15 +18,7 @@ KEY_SHAPED = "bt_" + "A" * 43
 
 
 def idempotency_items(services: Any) -> list[dict[str, Any]]:
-    client, table = services.repos.client, services.settings.idempotency_table
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
-    while True:
-        response = client.scan(**kwargs)
-        items.extend(response.get("Items", []))
-        if not response.get("LastEvaluatedKey"):
-            return items
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return scan_table(services, services.settings.idempotency_table)
 
 
 def test_an_issued_key_is_never_stored_in_the_idempotency_table(api, services, project):

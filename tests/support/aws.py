@@ -56,18 +56,23 @@ def admin_key(services) -> str:
     return services.keys.bootstrap_admin()[1]
 
 
-def table_snapshot(services: Any) -> list[dict[str, Any]]:
-    """Every item of the table in key order, through the DynamoDB API (a paginated Scan: fine in
-    a test, never in a request path)."""
-    client, table = services.repos.client, services.settings.table_name
+def scan_table(services: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of ``table`` (a paginated Scan: fine in a test, never in a request path)."""
+    client = services.repos.client
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": table, "ConsistentRead": True}
     while True:
         response = client.scan(**kwargs)
         items.extend(response.get("Items", []))
         if not response.get("LastEvaluatedKey"):
-            break
+            return items
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def table_snapshot(services: Any) -> list[dict[str, Any]]:
+    """Every item of the table in key order, through the DynamoDB API (a paginated Scan: fine in
+    a test, never in a request path)."""
+    items = scan_table(services, services.settings.table_name)
     return sorted(items, key=lambda i: (i["pk"]["S"], i["sk"]["S"]))
 
 

@@ -26,9 +26,5 @@ class JobRepository:
             condition="attribute_exists(pk)", names={"#s": "status"},
             values={":s": "launched", ":at": launched_at, ":id": launch_id}))
 
-    def list(self, task_id: str) -> list[dict[str, Any]]:
-        return self.table.query(partition=keyspace.task_partition(task_id), limit=1000,
-                                sort_begins_with=keyspace.JOB_SK_PREFIX)
-
 
 __all__ = ["JobRepository"]

@@ -6,7 +6,7 @@ the sweeper; a delivered record is deleted.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 from . import keyspace
 from .table import Table
@@ -22,9 +22,6 @@ class OutboxRepository:
         item = {**keyspace.outbox(body["id"]), **keyspace.outbox_entry(body["created_at"], body["id"]),
                 "type": "outbox", **body}
         return self.table.put_op(item, "attribute_not_exists(pk)")
-
-    def get(self, record_id: str) -> Optional[dict[str, Any]]:
-        return self.table.get(keyspace.outbox(record_id))
 
     def pending(self, limit: int) -> list[dict[str, Any]]:
         items, _ = self.table.query_page(index="gsi3", partition_name="gsi3pk", partition=keyspace.OUTBOX_PARTITION,

@@ -16,9 +16,6 @@ class SettingsRepository:
     def director(self) -> Optional[dict[str, Any]]:
         return self.table.get(keyspace.director_settings())
 
-    def director_key(self) -> dict[str, str]:
-        return keyspace.director_settings()
-
     def replace_director(self, settings: dict[str, Any], previous_version: int) -> None:
         """Write version N+1 of the settings, unless someone else changed them since version N."""
         item = {**keyspace.director_settings(), "type": "director_settings", **settings}
