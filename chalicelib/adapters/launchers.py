@@ -139,6 +139,12 @@ class LocalLauncher:
         logs = self.workdir / "jobs"
         logs.mkdir(parents=True, exist_ok=True)
         args, env = self.command(spec)
+        # The runner's working copies go under the stack's work dir, not the machine's /tmp: a
+        # runner removes its own after every job, and one killed mid-job (a crashed container)
+        # leaves its copy where the stack's owner finds and clears it.
+        scratch = logs / "work"
+        scratch.mkdir(exist_ok=True)
+        env = {**env, "TMPDIR": str(scratch)}
         with open(logs / f"{job_id}.log", "ab") as log:
             process = subprocess.Popen(args, cwd=str(ROOT), env=env, stdout=log, stderr=subprocess.STDOUT,  # nosec B603  # fixed argv: this interpreter and the runner module, or docker run
                                        stdin=subprocess.PIPE, start_new_session=True)

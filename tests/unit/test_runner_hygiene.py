@@ -548,8 +548,10 @@ def test_the_local_launcher_gives_the_runner_an_allow_listed_environment_and_the
     assert launcher.processes["job_l1"].wait(timeout=60) == 0
     env = dict(line.split("=", 1) for line in (out / "env").read_text().splitlines() if "=" in line)
     assert set(env) - {"PWD", "SHLVL", "_", "OLDPWD"} == {
-        n for n in os.environ if n in ("PATH", "HOME", "LANG", "TZ", "TMPDIR") or n.startswith("LC_")} | {
-        "BATON_API_URL", "BATON_JOB", "BATON_AGENT_ENV", "ANTHROPIC_API_KEY"}
+        n for n in os.environ if n in ("PATH", "HOME", "LANG", "TZ") or n.startswith("LC_")} | {
+        "TMPDIR", "BATON_API_URL", "BATON_JOB", "BATON_AGENT_ENV", "ANTHROPIC_API_KEY"}
+    # the runner's working copies go under the stack's work dir, not the machine's /tmp
+    assert Path(env["TMPDIR"]) == tmp_path / "work" / "jobs" / "work"
     assert env["BATON_AGENT_ENV"] == "ANTHROPIC_API_KEY"
     assert (out / "stdin").read_text() == CODE + "\n"
     assert (out / "args").read_text().split() == ["-m", "chalicelib.agent.runner"]
