@@ -30,6 +30,8 @@ MINIMUM: dict[str, tuple[int, str]] = {
     "GET /status": (0, "no AWS"),
     "POST /queue/claim (by project)": (3, "key lookup, one Query of the queue index, one conditional write"),
     "POST /queue/claim (by run)": (3, "key lookup, one Query of the run's queue index, one conditional write"),
+    "POST /queue/claim (by run, run not in this container's hints)": (
+        4, "key lookup, the run item (its event sequence), one Query, one conditional write"),
     "POST /tasks/{id}/heartbeat": (2, "key lookup, one conditional write on owner and lease: no read"),
     "GET /runs/{id}/progress": (2, "key lookup, the run item (counters on it)"),
     "GET /runs/{id}": (2, "key lookup, the run item"),
@@ -117,6 +119,12 @@ def agent_key_flow(bench: InProcess, rows: Rows) -> None:
     rows.add("POST /tasks/{id}/advance (fail: back to dev)", ok(
         "POST", f"/tasks/{qa['task']['id']}/advance", {"claim_id": qa["claim"]["claim_id"], "result": "fail",
                                                        "notes": "tests fail"}, key=agent))
+    # A Lambda container that has not committed to this run lately has no hint of it: one GetItem more.
+    from chalicelib import bootstrap
+
+    bootstrap.get_services().repos.audit.hints.drop(run_id)
+    rows.add("POST /queue/claim (by run, run not in this container's hints)", claimed(
+        bench, {"stage": "dev", "agent_id": "agent-1", "run_id": run_id}, agent))
     rows.add("POST /runs/{id}/tasks", ok("POST", f"/runs/{run_id}/tasks", {"title": "one more"}, expect=201))
     other = next(t["id"] for t in ok("GET", f"/runs/{run_id}/tasks").body["items"] if t["id"] != task_id)
     rows.add("GET /tasks/{id}", ok("GET", f"/tasks/{other}"))

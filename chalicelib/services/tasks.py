@@ -163,7 +163,6 @@ class TaskService:
         """Write ``before`` → ``after`` with its audit event and run consequences, in one transaction.
         ``answer_job=False`` keeps the stage job waiting (without Step Functions, a lease that
         expired re-queues the same job); ``next_attempt`` > 1 re-dispatches the same stage."""
-        run_item = run_item or self.repos.runs.get_item(before.run_id) or {}
         records: list[AnswerToken] = []
         if answer_job:
             after, records = run_effects.answer_stage_job(before, after, attempt=next_attempt)
@@ -227,11 +226,14 @@ class TaskService:
             if run_id is not None:
                 if not is_valid_id(run_id, ids.RUN):
                     raise InvalidInputError("run_id is not a run id", code="invalid_id")
-                run_item = self.repos.runs.get_item(run_id)
+                # A run's project never changes: the run this process remembers authorizes as well
+                # as a read (its commit checks the rest); a run read here serves the commit too.
+                remembered = self.repos.audit.hints.get(run_id)
+                run_item = remembered or self.repos.runs.get_item(run_id)
                 if run_item is None:
                     raise NotFoundError("run not found")
                 authorize(principal, Action.work, project_id=run_item["project_id"], what="run")
-                known_run = run_item
+                known_run = None if remembered else run_item
             for _round in range(CLAIM_ROUNDS):
                 now = clock.now_iso()
                 if run_id is not None:

@@ -8,12 +8,16 @@ as read. Events are read back in order with ``events_after``.
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from ...domain import clock
 from ...domain.entities import Event
-from ...domain.errors import ConflictError, NotFoundError
+from ...domain.errors import BatonError, ConflictError, NotFoundError
 from . import keyspace
 from .codec import attribute_value, deserialize, serialize
 from .outbox import OutboxRepository
@@ -41,14 +45,63 @@ class Committed:
     run_item: dict[str, Any]
 
 
+def _after_image(run_item: dict[str, Any], effect: RunEffect, counters: dict[str, int],
+                 event: dict[str, Any]) -> dict[str, Any]:
+    """The run item as the committed transaction left it (what its update expression did)."""
+    item = {**run_item, **effect.set, "event_seq": event["seq"], "updated_at": event["at"]}
+    for attribute in effect.remove:
+        item.pop(attribute, None)
+    for name, delta in counters.items():
+        if delta:
+            item[name] = item.get(name, 0) + delta
+    return item
+
+
 def item_to_event(item: dict[str, Any]) -> Event:
     return Event(**{k: v for k, v in item.items() if k in Event.model_fields})
 
 
+class RunHints:
+    """The run items this process committed last, by run id: a few hundred, for half a minute.
+
+    ``event_seq`` is the run item's version (every change of the run goes through ``commit`` and
+    takes the next number), so a commit can use a remembered item instead of reading it: its
+    condition ``event_seq = :prev`` holds only if the run is still exactly as remembered. When it
+    was changed meanwhile, the cancelled transaction returns the run as it is (ALL_OLD) and the
+    commit goes on from that, so a stale hint costs what the read would have cost, never more calls.
+    """
+
+    def __init__(self, size: int = 512, ttl_seconds: float = 30.0):
+        self.size = size
+        self.ttl_seconds = ttl_seconds
+        self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, run_id: str) -> Optional[dict[str, Any]]:
+        with self._lock:
+            entry = self._items.get(run_id)
+            if entry is None or time.monotonic() - entry[0] > self.ttl_seconds:
+                self._items.pop(run_id, None)
+                return None
+            return copy.deepcopy(entry[1])
+
+    def put(self, run_id: str, item: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[run_id] = (time.monotonic(), copy.deepcopy(item))
+            self._items.move_to_end(run_id)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def drop(self, run_id: str) -> None:
+        with self._lock:
+            self._items.pop(run_id, None)
+
+
 class AuditLog:
-    def __init__(self, table: Table, outbox: OutboxRepository):
+    def __init__(self, table: Table, outbox: OutboxRepository, hints: Optional[RunHints] = None):
         self.table = table
         self.outbox = outbox
+        self.hints = hints or RunHints()
 
     def commit(self, *, run_id: str, actor: str, action: str, entity: str, data: dict[str, Any],
                operations: Sequence[dict[str, Any]] = (), counters: Optional[dict[str, int]] = None,
@@ -58,65 +111,94 @@ class AuditLog:
         """Apply ``operations`` with the run's counters and the next audit event, atomically.
 
         The event's sequence number is the run's ``event_seq + 1``, claimed by a condition on the
-        run item; losing that race re-reads the run and tries again. A failed condition on one
-        of ``operations`` raises ConflictError (the caller's read is stale). ``on_run`` sees the run
+        run item; losing that race goes on from the run as the cancelled transaction returned it.
+        ``run_item`` is the caller's own read of the run; without it the commit starts from the
+        process's hint (``RunHints``), else reads the run. A failed condition on one of
+        ``operations`` raises ConflictError (the caller's read is stale). ``on_run`` sees the run
         as read: it may raise to refuse (wrong status) or return a RunEffect (or a dict of fields
         to set) that changes the run item and adds operations to the same transaction.
         """
+        fresh = run_item is not None
+        if run_item is None:
+            run_item = self.hints.get(run_id)
         for _attempt in range(max_attempts):
             if run_item is None:
-                run_item = self.table.get(keyspace.run(run_id))
+                run_item, fresh = self.table.get(keyspace.run(run_id)), True
                 if run_item is None:
                     raise NotFoundError("run not found")
-            effect = on_run(run_item) if on_run else None
+            try:
+                effect = on_run(run_item) if on_run else None
+            except BatonError:
+                if fresh:
+                    raise
+                run_item = None   # refused on a remembered run: decide on the run as it is
+                continue
             if isinstance(effect, dict):
                 effect = RunEffect(set=effect)
             effect = effect or RunEffect()
-            previous = int(run_item.get("event_seq", 0))
-            now = clock.now_iso()
-            event = {**keyspace.event(run_id, previous + 1), "type": "event", "seq": previous + 1, "at": now,
-                     "actor": actor, "action": action, "entity": entity, "data": {**data, **effect.event_data}}
-            update_parts = ["#seq = :seq", "#updated = :now"]
-            names = {"#seq": "event_seq", "#updated": "updated_at"}
-            values: dict[str, Any] = {":seq": previous + 1, ":prev": previous, ":now": now}
-            for i, (attribute, value) in enumerate(effect.set.items()):
-                names[f"#r{i}"] = attribute
-                values[f":r{i}"] = value
-                update_parts.append(f"#r{i} = :r{i}")
-            add_parts = []
             all_counters = dict(counters or {})
             for name, delta in effect.counters.items():
                 all_counters[name] = all_counters.get(name, 0) + delta
-            for i, (counter, delta) in enumerate(all_counters.items()):
-                if delta:
-                    names[f"#c{i}"] = counter
-                    values[f":c{i}"] = delta
-                    add_parts.append(f"#c{i} :c{i}")
-            remove_parts = []
-            for i, attribute in enumerate(effect.remove):
-                names[f"#d{i}"] = attribute
-                remove_parts.append(f"#d{i}")
-            expression = "SET " + ", ".join(update_parts)
-            if add_parts:
-                expression += " ADD " + ", ".join(add_parts)
-            if remove_parts:
-                expression += " REMOVE " + ", ".join(remove_parts)
-            run_update = {"Update": {
-                "TableName": self.table.name, "Key": serialize(keyspace.run(run_id)), "UpdateExpression": expression,
-                "ConditionExpression": "#seq = :prev", "ExpressionAttributeNames": names,
-                "ExpressionAttributeValues": {k: attribute_value(v) for k, v in values.items()}}}
+            event, run_update = self._event_and_run_update(run_id, run_item, effect, all_counters,
+                                                           actor=actor, action=action, entity=entity, data=data)
             effect_ops = list(effect.operations) + [self.outbox.put_op(r) for r in effect.outbox]
             ops = list(operations) + effect_ops + [run_update, self.table.put_op(event, "attribute_not_exists(pk)")]
             try:
                 self.table.transact(ops)
-                return Committed(event=event, effect=effect, run_item=run_item)
             except TransactionCancelledError as cancelled:
-                for index in range(len(operations) + len(effect_ops)):
-                    if cancelled.reasons[index] == "ConditionalCheckFailed":
-                        raise ConflictError("the item changed since it was read; read it again and retry",
-                                            code="stale_version") from None
-                run_item = None  # someone else took the sequence number, or a transient conflict
+                run_index = len(operations) + len(effect_ops)
+                if any(cancelled.reasons[i] == "ConditionalCheckFailed" for i in range(len(operations))):
+                    raise ConflictError("the item changed since it was read; read it again and retry",
+                                        code="stale_version") from None
+                run_changed = cancelled.reasons[run_index] == "ConditionalCheckFailed"
+                if not run_changed and any(cancelled.reasons[i] == "ConditionalCheckFailed"
+                                           for i in range(len(operations), run_index)):
+                    raise ConflictError("the item changed since it was read; read it again and retry",
+                                        code="stale_version") from None
+                # Someone else took the sequence number (the run as it is now came back with the
+                # cancellation), or a transient conflict (read it again).
+                self.hints.drop(run_id)
+                run_item, fresh = (cancelled.items[run_index], True) if run_changed else (None, False)
+                continue
+            self.hints.put(run_id, _after_image(run_item, effect, all_counters, event))
+            return Committed(event=event, effect=effect, run_item=run_item)
         raise ConflictError("the run is too busy right now; retry shortly", code="busy")
+
+    def _event_and_run_update(self, run_id: str, run_item: dict[str, Any], effect: RunEffect,
+                              counters: dict[str, int], *, actor: str, action: str, entity: str,
+                              data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+        previous = int(run_item.get("event_seq", 0))
+        now = clock.now_iso()
+        event = {**keyspace.event(run_id, previous + 1), "type": "event", "seq": previous + 1, "at": now,
+                 "actor": actor, "action": action, "entity": entity, "data": {**data, **effect.event_data}}
+        update_parts = ["#seq = :seq", "#updated = :now"]
+        names = {"#seq": "event_seq", "#updated": "updated_at"}
+        values: dict[str, Any] = {":seq": previous + 1, ":prev": previous, ":now": now}
+        for i, (attribute, value) in enumerate(effect.set.items()):
+            names[f"#r{i}"] = attribute
+            values[f":r{i}"] = value
+            update_parts.append(f"#r{i} = :r{i}")
+        add_parts = []
+        for i, (counter, delta) in enumerate(counters.items()):
+            if delta:
+                names[f"#c{i}"] = counter
+                values[f":c{i}"] = delta
+                add_parts.append(f"#c{i} :c{i}")
+        remove_parts = []
+        for i, attribute in enumerate(effect.remove):
+            names[f"#d{i}"] = attribute
+            remove_parts.append(f"#d{i}")
+        expression = "SET " + ", ".join(update_parts)
+        if add_parts:
+            expression += " ADD " + ", ".join(add_parts)
+        if remove_parts:
+            expression += " REMOVE " + ", ".join(remove_parts)
+        run_update = {"Update": {
+            "TableName": self.table.name, "Key": serialize(keyspace.run(run_id)), "UpdateExpression": expression,
+            "ConditionExpression": "#seq = :prev", "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": {k: attribute_value(v) for k, v in values.items()},
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}}
+        return event, run_update
 
     def events_after(self, run_id: str, after: int, limit: int) -> list[Event]:
         response = self.table.client.query(
@@ -128,4 +210,4 @@ class AuditLog:
         return [item_to_event(deserialize(i)) for i in response.get("Items", [])]
 
 
-__all__ = ["AuditLog", "Committed", "RunEffect", "item_to_event"]
+__all__ = ["AuditLog", "Committed", "RunEffect", "RunHints", "item_to_event"]

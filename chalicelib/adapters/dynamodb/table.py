@@ -23,9 +23,10 @@ GSI4_NAMES = frozenset({"pk", "sk", "gsi4pk", "gsi4sk"})
 class TransactionCancelledError(Exception):
     """A transaction was cancelled; ``reasons`` holds one code per item (``"None"`` when fine)."""
 
-    def __init__(self, reasons: list[str]):
+    def __init__(self, reasons: list[str], items: Optional[list[Optional[dict[str, Any]]]] = None):
         super().__init__(", ".join(reasons))
         self.reasons = reasons
+        self.items = items or [None] * len(reasons)   # an item as it was, where the op asked for ALL_OLD
 
     def failed(self, index: int) -> bool:
         return self.reasons[index] not in ("None", None, "")
@@ -172,8 +173,10 @@ class Table:
         try:
             self.client.transact_write_items(TransactItems=operations, ClientRequestToken=str(uuid.uuid4()))
         except self.client.exceptions.TransactionCanceledException as error:
-            reasons = [r.get("Code", "None") for r in error.response.get("CancellationReasons", [])]
-            raise TransactionCancelledError(reasons or ["Unknown"] * len(operations)) from None
+            cancellation = error.response.get("CancellationReasons", [])
+            reasons = [r.get("Code", "None") for r in cancellation]
+            items = [deserialize(r["Item"]) if r.get("Item") else None for r in cancellation]
+            raise TransactionCancelledError(reasons or ["Unknown"] * len(operations), items or None) from None
 
     def write(self, operation: dict[str, Any]) -> bool:
         """One conditional Put or Update on its own; False when its condition failed."""
