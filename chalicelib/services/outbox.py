@@ -14,6 +14,7 @@ from typing import Any, Iterable, Optional
 
 from ..adapters.dynamodb import Repositories
 from ..adapters.stepfunctions import DispatchQueue, GoneError, StepFunctions
+from ..domain import clock
 from ..domain.messages import AnswerToken, Enqueue, OutboxRecord, StartExecution, StopExecution, parse_outbox_record
 
 logger = logging.getLogger("baton.outbox")
@@ -43,9 +44,12 @@ class Outbox:
             delivered += 1
         return delivered
 
-    def sweep(self, limit: int = 100) -> int:
+    def sweep(self, limit: int = 100, min_age_seconds: float = 0) -> int:
+        """Deliver what is still pending, oldest first; records younger than ``min_age_seconds`` are
+        left to the request that wrote them (it delivers right after its commit)."""
         pending = []
-        for item in self.repos.outbox.pending(limit):
+        written_before = clock.plus_seconds(clock.now_iso(), -min_age_seconds) if min_age_seconds else None
+        for item in self.repos.outbox.pending(limit, written_before):
             record = parse_outbox_record(item)
             if record is None:   # written by an older version with a call this one no longer makes
                 logger.warning("outbox %s has no known call (%s); removed", item.get("id"), item.get("call"))

@@ -1,6 +1,7 @@
 """The sweeper: what the scheduled function does each minute.
 
-* delivers the callbacks the outbox still holds (their first delivery failed);
+* delivers the callbacks the outbox still holds (their first delivery failed; older than half a
+  minute, so one whose request is delivering it right now is not sent twice);
 * re-dispatches the jobs whose lease expired (an agent that went silent, a container that never
   started) — or, without Step Functions, puts their task back in the queue;
 * reports the tasks that waited unclaimed past their run's queue timeout (once per wait).
@@ -21,16 +22,21 @@ logger = logging.getLogger("baton.sweeper")
 
 WORKING_STAGES = tuple(s for s in Stage if s not in (Stage.none, Stage.complete))
 LEASES_PER_QUEUE = 50
+# A callback younger than this is most likely being delivered by the request that committed it:
+# the sweeper would only send it twice (harmless, the second is refused, but a wasted call).
+OUTBOX_GRACE_SECONDS = 30.0
 
 
 class Sweeper:
-    def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService):
+    def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService,
+                 outbox_grace_seconds: float = OUTBOX_GRACE_SECONDS):
         self.repos = repos
         self.outbox = outbox
         self.tasks = tasks
+        self.outbox_grace_seconds = outbox_grace_seconds
 
     def sweep_once(self, limit: int = 200) -> dict[str, Any]:
-        delivered = self.outbox.sweep(limit)
+        delivered = self.outbox.sweep(limit, min_age_seconds=self.outbox_grace_seconds)
         now = clock.now_iso()
         requeued = 0
         for project in self.repos.projects.all():

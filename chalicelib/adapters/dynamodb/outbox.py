@@ -6,7 +6,7 @@ the sweeper; a delivered record is deleted.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from . import keyspace
 from .table import Table
@@ -23,9 +23,11 @@ class OutboxRepository:
                 "type": "outbox", **body}
         return self.table.put_op(item, "attribute_not_exists(pk)")
 
-    def pending(self, limit: int) -> list[dict[str, Any]]:
+    def pending(self, limit: int, written_before: Optional[str] = None) -> list[dict[str, Any]]:
+        """The oldest pending records; with ``written_before`` (a timestamp) only those written earlier."""
+        condition = ("gsi3sk", "<", written_before) if written_before else None
         items, _ = self.table.query_page(index="gsi3", partition_name="gsi3pk", partition=keyspace.OUTBOX_PARTITION,
-                                         limit=limit, cursor=None)
+                                         limit=limit, cursor=None, sort_condition=condition)
         return items
 
     def delete(self, record_id: str) -> None:
