@@ -9,8 +9,9 @@ from pydantic import Field, field_validator
 
 from .base import DomainModel
 from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, ApprovalDecision, ApprovalStatus,
-                    PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus)
+                    CanaryState, CanaryTimeout, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus)
 from .fields import STRICT_INPUT, SeverityName
+from .usage import UsageTotals
 
 
 class StageRecord(DomainModel):
@@ -37,8 +38,19 @@ class Project(DomainModel):
 
 
 class Canary(DomainModel):
+    """A run's canary: ``fraction`` of its tasks (at least ``min_tasks``) go first; the rest waits
+    for the ``canary`` gate, decided by a person (or ``on_timeout`` after ``decision_timeout_seconds``)."""
+
     model_config = STRICT_INPUT
-    fraction: float = Field(ge=0.001, le=1, description="share of the run's tasks that go first (0.001 to 1)")
+    fraction: float = Field(gt=0, le=0.5, allow_inf_nan=False,
+                            description="share of the run's tasks that go first: 0 < fraction <= 0.5")
+    min_tasks: int = Field(default=1, ge=1, le=1000)
+    max_failure_rate: Optional[float] = Field(
+        default=None, ge=0, le=1, allow_inf_nan=False,
+        description="above this share of canary tasks failed or looped back, the gate request says so and a "
+                    "timeout never approves")
+    decision_timeout_seconds: Optional[int] = Field(default=None, ge=60, le=30 * 86_400)
+    on_timeout: CanaryTimeout = CanaryTimeout.reject
 
     @field_validator("fraction", mode="before")
     @classmethod
@@ -52,6 +64,10 @@ class Ceilings(DomainModel):
     model_config = STRICT_INPUT
     max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
     max_fix_tasks: Optional[int] = Field(default=50, ge=0, le=10_000)
+    max_cost_usd: Optional[float] = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False,
+                                          description="the run's budget in USD, as agents report it")
+    max_tokens: Optional[int] = Field(default=None, ge=1, le=10 ** 12,
+                                      description="the run's budget in tokens (in + out), as agents report them")
 
 
 class Progress(DomainModel):
@@ -76,6 +92,10 @@ class Run(DomainModel):
     pinned_roles: dict[str, str] = Field(default_factory=dict)
     progress: Optional[Progress] = None
     release_task_id: Optional[str] = None
+    rollback_task_id: Optional[str] = None
+    canary_salt: Optional[str] = None
+    canary_cutoff: Optional[str] = None
+    canary_state: Optional[CanaryState] = None
     queue_timeout_seconds: int = DEFAULT_QUEUE_TIMEOUT_SECONDS
     pinned_role_versions: dict[str, int] = Field(default_factory=dict, exclude=True)
     created_at: str
@@ -96,6 +116,10 @@ class Task(DomainModel):
     iteration: int = 1
     source: TaskSource = TaskSource.manual
     parent_task_id: Optional[str] = None
+    canary: bool = False
+    held: Optional[Hold] = Field(default=None, description="why it may not start yet (canary: until the gate)")
+    usage: Optional[UsageTotals] = None
+    outputs: dict[str, Any] = Field(default_factory=dict)
     claimed_by: Optional[str] = None
     lease_expires_at: Optional[str] = None
     version: int = 1
@@ -148,6 +172,9 @@ class Approval(DomainModel):
     decided_at: Optional[str] = None
     decision: Optional[ApprovalDecision] = None
     comment: Optional[str] = None
+    summary: dict[str, Any] = Field(default_factory=dict, description="what the gate is asked about "
+                                    "(canary: how its tasks did; budget: what was used)")
+    decide_by: Optional[str] = None
 
 
 class Claim(DomainModel):

@@ -56,9 +56,10 @@ class RunStatus(str, Enum):
     succeeded = "succeeded"
     failed = "failed"
     killed = "killed"
+    rolled_back = "rolled_back"
 
 
-TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.killed})
+TERMINAL_RUN_STATUSES = frozenset({RunStatus.succeeded, RunStatus.failed, RunStatus.killed, RunStatus.rolled_back})
 DEFAULT_QUEUE_TIMEOUT_SECONDS = 86_400
 
 
@@ -67,6 +68,7 @@ class TaskSource(str, Enum):
     finding = "finding"
     bug_report = "bug_report"
     release = "release"
+    rollback = "rollback"
 
 
 class PrincipalKind(str, Enum):
@@ -91,4 +93,24 @@ class ApprovalStatus(str, Enum):
     rejected = "rejected"
 
 
-GATES = ("deploy",)
+GATES = ("canary", "deploy", "budget")
+
+
+class CanaryTimeout(str, Enum):
+    reject = "reject"
+    approve = "approve"
+
+
+class CanaryState(str, Enum):
+    """Where a run with a canary is: its canary tasks working, the gate pending, or decided."""
+
+    running = "running"
+    gate = "gate"
+    approved = "approved"
+    rejected = "rejected"
+
+
+class Hold(str, Enum):
+    """Why a queued task may not start yet."""
+
+    canary = "canary"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, Optional
 
 from pydantic import Field, field_validator, model_validator
@@ -13,12 +14,19 @@ from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, DEFAULT_STAGES, PIPELINE_STAG
 from .fields import (STRICT_INPUT, LongText, Name, Priority, ProjectId, SeverityName, Title, check_branch, check_patch,
                      check_repository_url_field, check_settings)
 from .repository_url import REPOSITORY_URL_HELP
+from .usage import UsageReport
+
+MAX_OUTPUTS_BYTES = 16 * 1024
 
 
 class ApprovalRequest(DomainModel):
     model_config = STRICT_INPUT
     decision: ApprovalDecision
     comment: str = Field(default="", max_length=2000)
+    raise_cost_usd: Optional[float] = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False,
+                                            description="budget gate: add this much to max_cost_usd")
+    raise_tokens: Optional[int] = Field(default=None, ge=1, le=10 ** 12,
+                                        description="budget gate: add this many to max_tokens")
 
 
 class ProjectCreate(DomainModel):
@@ -121,6 +129,7 @@ class HeartbeatRequest(DomainModel):
     model_config = STRICT_INPUT
     claim_id: str = Field(min_length=1, max_length=64)
     lease_seconds: int = Field(default=900, ge=10, le=3600)
+    usage: Optional[UsageReport] = None
 
 
 class AdvanceRequest(DomainModel):
@@ -128,6 +137,22 @@ class AdvanceRequest(DomainModel):
     claim_id: str = Field(min_length=1, max_length=64)
     result: AdvanceResult
     notes: LongText = ""
+    outputs: Optional[dict[str, Any]] = Field(
+        default=None, description="what the stage produced for later tasks, e.g. {release_commit, base_commit} "
+                                  "(a JSON object of at most 16 KB)")
+    usage: Optional[UsageReport] = None
+
+    @field_validator("outputs")
+    @classmethod
+    def _small(cls, value: Optional[dict[str, Any]]) -> Optional[dict[str, Any]]:
+        if value is not None and len(json.dumps(value, separators=(",", ":"))) > MAX_OUTPUTS_BYTES:
+            raise ValueError(f"outputs must be at most {MAX_OUTPUTS_BYTES // 1024} KB of JSON")
+        return value
+
+
+class RollbackRequest(DomainModel):
+    model_config = STRICT_INPUT
+    reason: str = Field(min_length=1, max_length=2000)
 
 
 class SetStageRequest(DomainModel):
