@@ -7,8 +7,8 @@ starts per job.
    primary branch the first time) into a scratch working copy.
 4. Render the role's prompt (task, latest handoff, proofs, findings) to ``prompt.md`` and run the
    role's command template (``{prompt_file}``, ``{repo_dir}``, ``{proofs_dir}``, ``{python}``).
-5. Commit and push what the agent changed to the task branch.
-6. Upload the agent's output (always, as a log proof) and everything it left in its proofs folder
+5. Report what the job used (:mod:`.usage`), then commit and push what the agent changed.
+6. Upload the agent's output (always, as a log proof) and what it left in its proofs folder
    (type inferred: images → screenshot, JUnit XML → test_result, SARIF/bandit/bugs JSON → report,
    diffs → code_diff, logs), and submit reports as findings.
 7. Post the handoff (the agent's ``handoff.json``, or one made from the exit status and log tail),
@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import IO, Any, Mapping, Optional
 
 from .client import ApiError, BatonClient
+from .usage import USAGE_FILE, report_usage
 from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
                    prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
 
@@ -279,8 +280,10 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     output_path = work / "agent-output.log"
     started = time.monotonic()
     exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
+    wall_seconds = time.monotonic() - started
     if beat.lost:
         raise LeaseLostError(beat.lost)
+    report_usage(client, task_id, proofs_dir, output_path, wall_seconds, log)   # before the advance ends the token
     if os.path.lexists(repo / ".git"):
         notes.append(publish_changes(repo, branch, f"baton: {stage} of {task['title']} (iteration {task['iteration']})",
                                      home, runner_git_config))
@@ -289,7 +292,7 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     passed = exit_code == 0
     proof_ids, verdicts = [], []
     files = [(output_path, ("log", None))] + [(p, classify(p)) for p in sorted(proofs_dir.rglob("*"))
-                                             if p.is_file() and not p.is_symlink()]
+                                             if p.is_file() and not p.is_symlink() and p != proofs_dir / USAGE_FILE]
     for path, kind in files:
         if kind is None or path.stat().st_size == 0:
             continue

@@ -1,21 +1,30 @@
-"""The job's usage, as the runner finds it: the parsers on realistic agent output (``tests/data``:
-Claude Code's ``--output-format json`` and ``stream-json``, goose's ``run --output-format json`` and
-``stream-json``), ``usage.json`` good and bad, and garbage output.
+"""The job's usage, found and reported by the runner: the parsers on realistic agent output
+(``tests/data``: Claude Code's ``--output-format json`` and ``stream-json``, goose's ``run
+--output-format json`` and ``stream-json``), ``usage.json`` good and bad, garbage output, and the
+runner's use of them in whole jobs against a fake API: one usage call, under the claim, after the
+command and before the advance, with the wall time, never failing the job.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
 import pytest
 
-from chalicelib.agent import usage
+from chalicelib.agent import runner, usage
+from chalicelib.agent.client import ApiError
+from chalicelib.domain.enums import Role
+from chalicelib.domain.roles import Executor, RoleSpec, digest_of
 
 DATA = Path(__file__).resolve().parents[1] / "data"
+TASK_ID = "task_usage01"
+RUN_ID = "run_usage01"
 
 CLAUDE = {"model": "claude-sonnet-4-5-20250929", "tokens_in": 42 + 21877 + 1893, "tokens_out": 2311 + 96,
           "tokens_cached": 187524, "cost_usd": 0.17545995}
@@ -262,3 +271,165 @@ def test_a_usage_json_link_is_not_followed(tmp_path):
     body, source, warnings = usage.collect_usage(proofs, tmp_path / "none.log", 1.0)
     assert source == "nothing (wall time only)" and body["tokens_in"] == 0
     assert warnings == ["usage.json ignored: it is a symbolic link"]
+
+
+# ---------------------------------------------------------------- whole jobs against a fake API
+
+class FakeBaton:
+    """Stands in for BatonClient: answers what the runner asks, records what it sends (and under
+    which claim); ``usage_error`` makes the usage call fail."""
+
+    def __init__(self, command: str, repository_url: str, usage_error: Optional[Exception] = None):
+        spec = RoleSpec(prompt="Work on {task_title}.", executor=Executor.container, command=command,
+                        required_proofs=[], timeout_seconds=120, heartbeat_seconds=60)
+        self.config = {**spec.model_dump(mode="json"), "role": "dev", "version": 1, "digest": digest_of(Role.dev, spec)}
+        self.repository_url = repository_url
+        self.usage_error = usage_error
+        self.claim_id: Optional[str] = None
+        self.sent: list[tuple[str, Any, Optional[str]]] = []
+        self.lock = threading.Lock()
+
+    def task(self) -> dict[str, Any]:
+        return {"id": TASK_ID, "run_id": RUN_ID, "project_id": "proj", "title": "add flag", "description": "d",
+                "stage": "dev", "iteration": 1, "source": "planned"}
+
+    def for_claim(self, claim_id: str) -> "FakeBaton":
+        self.claim_id = claim_id
+        return self
+
+    def get(self, path: str) -> Any:
+        if path == f"/tasks/{TASK_ID}/context":
+            return {"task": self.task(), "role": {"role": "dev", "version": 1},
+                    "run": {"title": "r", "stages": ["dev", "qa"], "pinned_roles": {"dev": self.config["digest"]}},
+                    "project": {"name": "P", "repository_url": self.repository_url, "primary_branch": "main"},
+                    "handoffs": [], "proofs": []}
+        if path == "/roles/dev/versions":
+            return {"items": [self.config]}
+        raise AssertionError(f"unexpected GET {path}")
+
+    def post_status(self, path: str, body: Any = None) -> tuple[int, Any]:
+        return 200, {"task": self.task(), "claim": {"claim_id": "clm_fake", "expires_at": "2099-01-01T00:00:00Z"}}
+
+    def post(self, path: str, body: Any = None, headers: Optional[dict[str, str]] = None) -> Any:
+        with self.lock:
+            self.sent.append((path, body, self.claim_id))
+        if path.endswith("/usage") and self.usage_error is not None:
+            raise self.usage_error
+        if path.endswith("/usage"):
+            return {"task_usage": {}, "run_usage": {}}
+        return {}
+
+    def paths(self) -> list[str]:
+        with self.lock:
+            return [path.rsplit("/", 1)[-1] for path, _, _ in self.sent if not path.endswith("/heartbeat")]
+
+    def bodies(self, suffix: str) -> list[Any]:
+        with self.lock:
+            return [body for path, body, _ in self.sent if path.endswith(suffix)]
+
+
+@pytest.fixture
+def uploads(monkeypatch):
+    kept: list[str] = []
+
+    def upload(client, task_id, path, proof_type):
+        kept.append(f"{path.parent.name}/{path.name}" if path.parent.name == "deeper" else path.name)
+        return {"id": f"prf_{len(kept)}"}
+
+    monkeypatch.setattr(runner, "upload_proof", upload)
+    return kept
+
+
+@pytest.fixture
+def origin(tmp_path) -> str:
+    seed, bare = tmp_path / "seed", tmp_path / "origin.git"
+    seed.mkdir()
+    (seed / "README.md").write_text("hello\n")
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"],
+                 ["-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "start"]):
+        subprocess.run(["git", *args], cwd=seed, check=True, capture_output=True)
+    subprocess.run(["git", "clone", "-q", "--bare", str(seed), str(bare)], check=True, capture_output=True)
+    return f"file://{bare}"
+
+
+def agent(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "agent.sh"
+    script.write_text("#!/bin/sh\n" + body)
+    return f"sh {script}"
+
+
+def run(client: FakeBaton, tmp_path: Path) -> int:
+    return runner.run_job({"job_id": "job_u1", "task_id": TASK_ID, "stage": "dev", "attempt": 1}, client,
+                          tmp_path / "jobs")
+
+
+def test_a_claude_code_job_reports_its_usage_once_before_the_advance(tmp_path, origin, uploads, capsys):
+    command = agent(tmp_path, f"sleep 0.3\ncat {DATA / 'claude_code_stream.jsonl'}\n"
+                              "echo 'a warning on stderr' >&2\necho notes > \"$BATON_PROOFS_DIR/notes.txt\"\n")
+    client = FakeBaton(command, origin)
+    assert run(client, tmp_path) == 0
+    (reported,) = client.bodies("/usage")
+    assert {k: v for k, v in reported.items() if k != "wall_seconds"} == CLAUDE
+    assert 0.3 <= reported["wall_seconds"] < 60
+    assert client.paths() == ["usage", "handoffs", "advance"]        # after the command, before the advance
+    assert all(claim == "clm_fake" for path, _, claim in client.sent if path.endswith("/usage"))
+    assert client.bodies("/advance")[0]["result"] == "pass"
+    assert sorted(uploads) == ["agent-output.log", "notes.txt"]
+    assert "reported usage from Claude Code's result: 23812 in, 2407 out" in capsys.readouterr().out
+
+
+def test_a_failed_command_reports_its_usage_json_which_is_no_proof(tmp_path, origin, uploads):
+    command = agent(tmp_path, "echo '{\"model\": \"qwen3-coder\", \"tokens_in\": 900, \"tokens_out\": 80, "
+                              "\"cost_usd\": 0.002}' > \"$BATON_PROOFS_DIR/usage.json\"\n"
+                              "mkdir -p \"$BATON_PROOFS_DIR/deeper\"\n"
+                              "echo '{\"kept\": true}' > \"$BATON_PROOFS_DIR/deeper/usage.json\"\n"
+                              "echo 'tests failed'\nexit 3\n")
+    client = FakeBaton(command, origin)
+    assert run(client, tmp_path) == 0
+    (reported,) = client.bodies("/usage")
+    assert {k: v for k, v in reported.items() if k != "wall_seconds"} == {
+        "model": "qwen3-coder", "tokens_in": 900, "tokens_out": 80, "tokens_cached": 0, "cost_usd": 0.002}
+    assert reported["wall_seconds"] >= 0
+    assert client.paths() == ["usage", "handoffs", "advance"]
+    assert client.bodies("/advance")[0]["result"] == "fail"
+    # the usage.json the runner read is not a proof; a file of that name deeper down is the agent's own
+    assert sorted(uploads) == ["agent-output.log", "deeper/usage.json"]
+
+
+@pytest.mark.parametrize("error", [ApiError(404, "not_found", "no route /tasks/{id}/usage"),
+                                   ApiError(0, "unreachable", "cannot reach the Baton API"),
+                                   RuntimeError("something unexpected")])
+def test_a_failing_usage_call_is_a_warning_not_a_failed_job(tmp_path, origin, uploads, capsys, error):
+    client = FakeBaton(agent(tmp_path, f"cat {DATA / 'claude_code_result.json'}\n"), origin, usage_error=error)
+    assert run(client, tmp_path) == 0
+    assert client.paths() == ["usage", "handoffs", "advance"]
+    assert client.bodies("/advance")[0]["result"] == "pass"
+    out = capsys.readouterr().out
+    assert "warning: usage not reported" in out and "the job goes on" in out
+
+
+def test_a_job_with_garbage_output_reports_its_wall_time(tmp_path, origin, uploads, capsys):
+    garbage = "head -c 300000 /dev/urandom\necho '{\"type\": \"result\", \"total_cost_usd\": -1}'\n"
+    client = FakeBaton(agent(tmp_path, garbage), origin)
+    assert run(client, tmp_path) == 0
+    (reported,) = client.bodies("/usage")
+    assert {k: v for k, v in reported.items() if k != "wall_seconds"} == usage.nothing_known()
+    out = capsys.readouterr().out
+    assert "warning: Claude Code's result in the agent's output ignored: total_cost_usd is -1" in out
+
+
+def test_a_collector_that_breaks_still_reports_the_wall_time(tmp_path, origin, uploads, monkeypatch):
+    def broken(*args):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(usage, "collect_usage", broken)
+    client = FakeBaton(agent(tmp_path, "true\n"), origin)
+    assert run(client, tmp_path) == 0
+    (reported,) = client.bodies("/usage")
+    assert reported["tokens_in"] == 0 and reported["wall_seconds"] >= 0
+
+
+def test_no_command_no_usage(tmp_path, uploads):
+    client = FakeBaton(agent(tmp_path, "true\n"), f"file://{tmp_path}/no-such-repo.git")
+    assert run(client, tmp_path) == runner.EXIT_RUNNER_FAILED     # the clone failed: the command never ran
+    assert client.bodies("/usage") == [] and client.paths() == ["advance"]
