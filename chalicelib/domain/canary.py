@@ -16,7 +16,7 @@ import hashlib
 import math
 import secrets
 from dataclasses import dataclass
-from typing import Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 SALT_BYTES = 8
 
@@ -93,3 +93,57 @@ def outcome(*, tasks: int, passed: int, failed: int, looped_back_tasks: int, loo
 
 
 __all__ = ["CanaryOutcome", "Selection", "canary_size", "joins", "new_salt", "outcome", "score", "select"]
+
+
+# ---- counters on the run item: how the canary is doing, kept in the transactions that move its tasks
+
+OPEN = "canary_open"            # canary tasks not ended yet
+DONE = "canary_done"
+FAILED = "canary_failed"
+LOOP_BACKS = "canary_loop_backs"
+LOOPED_TASKS = "canary_looped_tasks"   # canary tasks that looped back at least once
+FIX_TASKS = "canary_fix_tasks"
+COST = "canary_cost_micros"
+TOTAL = "canary_total"
+HELD = "n_held"                 # tasks held back until the gate
+
+
+def task_deltas(*, canary: bool, ended_as: Optional[str], looped_back: bool, first_iteration: bool) -> dict[str, int]:
+    """What one change of a canary task adds to the canary's counters (nothing for other tasks).
+    ``ended_as``: the status it ended with (``done``, ``failed``, ``cancelled``), None if still open."""
+    if not canary:
+        return {}
+    deltas: dict[str, int] = {}
+    if ended_as is not None:
+        deltas[OPEN] = -1
+        if ended_as == "done":
+            deltas[DONE] = 1
+        elif ended_as == "failed":
+            deltas[FAILED] = 1
+    if looped_back:
+        deltas[LOOP_BACKS] = 1
+        if first_iteration:
+            deltas[LOOPED_TASKS] = 1
+    return deltas
+
+
+def outcome_of_run(counters: Mapping[str, Any], max_failure_rate: Optional[float]) -> CanaryOutcome:
+    def get(name: str) -> int:
+        return int(counters.get(name, 0) or 0)
+
+    return outcome(tasks=get(TOTAL), passed=get(DONE), failed=get(FAILED), looped_back_tasks=get(LOOPED_TASKS),
+                   loop_backs=get(LOOP_BACKS), fix_tasks=get(FIX_TASKS), cost_usd=get(COST) / 1_000_000,
+                   max_failure_rate=max_failure_rate)
+
+
+def placement(run_item: Mapping[str, Any], task_id: str, *, parent_is_canary: bool = False) -> tuple[bool, bool]:
+    """(canary, held) for a task added to a run after its start: while the canary works, a task
+    joins it by the cutoff (a fix task of a canary task always does) and any other is held; once
+    the gate is pending or rejected every new task is held; afterwards nothing is."""
+    state = run_item.get("canary_state")
+    if state == "running":
+        joined = parent_is_canary or joins(task_id, str(run_item.get("canary_salt")), run_item.get("canary_cutoff"))
+        return joined, not joined
+    if state in ("gate", "rejected"):
+        return False, True
+    return False, False

@@ -42,8 +42,8 @@ class Canary(DomainModel):
     for the ``canary`` gate, decided by a person (or ``on_timeout`` after ``decision_timeout_seconds``)."""
 
     model_config = STRICT_INPUT
-    fraction: float = Field(gt=0, le=0.5, allow_inf_nan=False,
-                            description="share of the run's tasks that go first: 0 < fraction <= 0.5")
+    fraction: float = Field(ge=0.001, le=0.5, allow_inf_nan=False,
+                            description="share of the run's tasks that go first: 0.001 <= fraction <= 0.5")
     min_tasks: int = Field(default=1, ge=1, le=1000)
     max_failure_rate: Optional[float] = Field(
         default=None, ge=0, le=1, allow_inf_nan=False,
@@ -51,6 +51,11 @@ class Canary(DomainModel):
                     "timeout never approves")
     decision_timeout_seconds: Optional[int] = Field(default=None, ge=60, le=30 * 86_400)
     on_timeout: CanaryTimeout = CanaryTimeout.reject
+
+    @field_validator("max_failure_rate")
+    @classmethod
+    def _stored_as_given(cls, value: Optional[float]) -> Optional[float]:
+        return None if value is None else round(value, 6)   # 1e-300 is 0 here, not a DynamoDB underflow
 
     @field_validator("fraction", mode="before")
     @classmethod
@@ -64,7 +69,7 @@ class Ceilings(DomainModel):
     model_config = STRICT_INPUT
     max_tasks: Optional[int] = Field(default=None, ge=1, le=10_000)
     max_fix_tasks: Optional[int] = Field(default=50, ge=0, le=10_000)
-    max_cost_usd: Optional[float] = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False,
+    max_cost_usd: Optional[float] = Field(default=None, ge=0.01, le=1_000_000, allow_inf_nan=False,
                                           description="the run's budget in USD, as agents report it")
     max_tokens: Optional[int] = Field(default=None, ge=1, le=10 ** 12,
                                       description="the run's budget in tokens (in + out), as agents report them")
@@ -96,6 +101,7 @@ class Run(DomainModel):
     canary_salt: Optional[str] = None
     canary_cutoff: Optional[str] = None
     canary_state: Optional[CanaryState] = None
+    gate: Optional[str] = Field(default=None, description="the gate the run waits at while awaiting_approval")
     queue_timeout_seconds: int = DEFAULT_QUEUE_TIMEOUT_SECONDS
     pinned_role_versions: dict[str, int] = Field(default_factory=dict, exclude=True)
     created_at: str

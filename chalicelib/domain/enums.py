@@ -108,6 +108,7 @@ class CanaryState(str, Enum):
     gate = "gate"
     approved = "approved"
     rejected = "rejected"
+    ended = "ended"   # every task was in the canary: nothing waited, no gate
 
 
 class Hold(str, Enum):

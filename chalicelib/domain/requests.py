@@ -23,7 +23,7 @@ class ApprovalRequest(DomainModel):
     model_config = STRICT_INPUT
     decision: ApprovalDecision
     comment: str = Field(default="", max_length=2000)
-    raise_cost_usd: Optional[float] = Field(default=None, gt=0, le=1_000_000, allow_inf_nan=False,
+    raise_cost_usd: Optional[float] = Field(default=None, ge=0.01, le=1_000_000, allow_inf_nan=False,
                                             description="budget gate: add this much to max_cost_usd")
     raise_tokens: Optional[int] = Field(default=None, ge=1, le=10 ** 12,
                                         description="budget gate: add this many to max_tokens")

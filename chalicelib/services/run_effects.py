@@ -6,19 +6,20 @@ so the consequences are decided in one place:
 * the stage job's task token is answered (next stage to dispatch, or done/failed/cancelled);
 * a started task that ends frees a slot of the run's parallelism (and asks to fill it);
 * the run's status follows its counters (awaiting approval, succeeded, failed), the deploy
-  approval is opened, and the run execution's waiting token is answered.
+  approval is opened, and the run execution's waiting token is answered;
+* the canary's counters follow its tasks, and when the last one ended the canary gate opens.
 
 All of it lands in the same transaction as the task change (outbox records included).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from ..adapters.dynamodb import RunEffect
-from ..domain import clock
+from ..domain import canary, clock
 from ..domain.entities import Task
-from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
+from ..domain.enums import ApprovalStatus, CanaryState, RunStatus, TaskStatus
 from ..domain.messages import AnswerToken, Enqueue, FillMessage
 from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
@@ -55,38 +56,81 @@ def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
     """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
     deltas = counter_deltas(transition)
     ended = after.is_terminal and not before.is_terminal
+    canary_deltas = canary.task_deltas(canary=before.canary, ended_as=after.status.value if ended else None,
+                                       looped_back=transition.action == "task.looped_back",
+                                       first_iteration=before.iteration == 1)
 
     def on_run(run_item: dict[str, Any]) -> RunEffect:
-        effect = RunEffect()
+        effect = RunEffect(counters=dict(canary_deltas))
         if sfn and ended and before.started:
             effect.counters[ACTIVE_COUNTER] = -1
             effect.outbox.append(fill_request(before.run_id))
         status = RunStatus(run_item["status"])
-        if reopen and status == RunStatus.awaiting_approval and not after.is_terminal:
+        if reopen and status == RunStatus.awaiting_approval and not after.is_terminal \
+                and run_item.get("gate", "deploy") == "deploy":
             # A human sent a finished task back: the run works again; its gate stays pending
             # and is asked again when every task has ended.
             effect.set["status"] = RunStatus.running.value
             effect.event_data["run_status"] = RunStatus.running.value
             return effect
         if status == RunStatus.running:
-            new_status = status_when_all_finished(apply_deltas(run_item, deltas), bool(run_item.get("deploy_gate", True)),
-                                                  released=bool(run_item.get("release_task_id")))
-            if new_status:
-                effect.set["status"] = new_status.value
-                effect.event_data["run_status"] = new_status.value
-                if new_status == RunStatus.awaiting_approval:
-                    effect.operations.append(open_gate(
-                        {"run_id": before.run_id, "gate": "deploy", "status": ApprovalStatus.pending.value,
-                         "requested_at": clock.now_iso()}))
-                effect.outbox += answer_run_wait(run_item, effect, new_status)
+            counted = apply_deltas(run_item, {**deltas, **effect.counters})
+            if canary_ended(run_item, counted):
+                open_canary_gate(run_item, counted, effect, open_gate)
+                return effect
+            settle(run_item, counted, effect, open_gate)
         return effect
 
     return on_run
 
 
-def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus) -> list[AnswerToken]:
+def canary_ended(run_item: dict[str, Any], counted: dict[str, Any]) -> bool:
+    """The canary's last task just ended while the rest of the run is held back for its gate."""
+    return (run_item.get("canary_state") == CanaryState.running.value and int(counted.get(canary.OPEN, 0) or 0) <= 0
+            and int(counted.get(canary.HELD, 0) or 0) > 0)
+
+
+def open_canary_gate(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
+                     open_gate: Callable[..., dict[str, Any]]) -> None:
+    """Ask a person whether the rest may start, with how the canary did; the run execution moves
+    on to its canary gate."""
+    config = run_item.get("canary") or {}
+    summary = canary.outcome_of_run(counted, config.get("max_failure_rate")).summary()
+    now = clock.now_iso()
+    timeout = config.get("decision_timeout_seconds")
+    gate = {"run_id": run_item["id"], "gate": "canary", "status": ApprovalStatus.pending.value,
+            "requested_at": now, "summary": summary}
+    if timeout:
+        gate["decide_by"] = clock.plus_seconds(now, int(timeout))
+        gate["on_timeout"] = config.get("on_timeout", "reject")
+    effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "canary",
+                       "canary_state": CanaryState.gate.value})
+    effect.event_data.update({"run_status": RunStatus.awaiting_approval.value, "gate": "canary", "canary": summary})
+    effect.operations.append(open_gate(gate))
+    effect.outbox += answer_run_wait(run_item, effect, RunStatus.awaiting_approval, next_="canary")
+
+
+def settle(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
+           open_gate: Callable[..., dict[str, Any]]) -> None:
+    """Once every task ended: the deploy gate, success or failure (and the run execution told)."""
+    new_status = status_when_all_finished(counted, bool(run_item.get("deploy_gate", True)),
+                                          released=bool(run_item.get("release_task_id")))
+    if not new_status:
+        return
+    effect.set["status"] = new_status.value
+    effect.event_data["run_status"] = new_status.value
+    if new_status == RunStatus.awaiting_approval:
+        effect.set["gate"] = "deploy"
+        effect.operations.append(open_gate(
+            {"run_id": run_item["id"], "gate": "deploy", "status": ApprovalStatus.pending.value,
+             "requested_at": clock.now_iso()}))
+    effect.outbox += answer_run_wait(run_item, effect, new_status)
+
+
+def answer_run_wait(run_item: dict[str, Any], effect: RunEffect, new_status: RunStatus,
+                    next_: Optional[str] = None) -> list[AnswerToken]:
     token = run_item.get("wait_token")
     if not token:
         return []
     effect.remove.append("wait_token")
-    return [AnswerToken(token=token, output={"next": RUN_OUTCOME[new_status]})]
+    return [AnswerToken(token=token, output={"next": next_ or RUN_OUTCOME[new_status]})]

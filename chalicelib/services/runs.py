@@ -6,12 +6,12 @@ from typing import Any, Optional
 
 from ..adapters.dynamodb import Page, Repositories, RunEffect
 from ..adapters.dynamodb.runs import item_to_run
-from ..domain import clock, ids, pipeline
+from ..domain import canary, clock, ids, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.entities import Event, Progress, Run, Task
-from ..domain.enums import RunStatus, TaskSource, TaskStatus
+from ..domain.entities import Canary, Event, Progress, Run, Task
+from ..domain.enums import CanaryState, RunStatus, TaskSource, TaskStatus
 from ..domain.requests import RunCreate, TaskCreate
 from ..domain.messages import CancelMessage, Enqueue, OutboxRecord, StartExecution, StopExecution
 from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
@@ -19,7 +19,7 @@ from . import run_effects
 from .outbox import Outbox
 from .projects import ProjectService
 from .roles import RoleService
-from .tasks import TaskService, new_task, require_open_run
+from .tasks import TaskService, canary_counters_of_new_task, held_back, new_task, require_open_run
 
 CANCEL_CHUNK = 25
 
@@ -87,6 +87,12 @@ class RunService:
                           source=TaskSource.manual, parent_task_id=None, now=now, sfn=self.sfn)
                  for t in request.tasks]
         counters = new_task_deltas(pipeline.first_stage(run.stages), TaskStatus.queued, len(tasks)) if tasks else {}
+        selection = None
+        if request.canary and tasks:
+            run, tasks, selection = with_canary(run, tasks, request.canary)
+            for task in tasks:
+                for name, delta in canary_counters_of_new_task(task).items():
+                    counters[name] = counters.get(name, 0) + delta
         self.repos.runs.create(run, tasks, counters, principal.actor)
         # Every task is written: the run starts (its execution, and the first tasks up to parallelism).
         records = []
@@ -98,6 +104,14 @@ class RunService:
                           operations=self.outbox.operations(records),
                           on_run=lambda item: {"status": RunStatus.running.value})
         self.outbox.deliver(records)
+        if selection is not None and request.canary:
+            self.repos.audit.commit(
+                run_id=run.id, actor=principal.actor, action="run.canary_selected", entity=f"run:{run.id}",
+                data={"salt": run.canary_salt, "cutoff": selection.cutoff, "fraction": request.canary.fraction,
+                      "min_tasks": request.canary.min_tasks, "selected": sorted(selection.task_ids),
+                      "held": len(tasks) - len(selection.task_ids),
+                      "recompute": "the tasks with the lowest sha256(f'{salt}:{task_id}'); later tasks join when "
+                                   "their score <= cutoff"})
         return item_to_run(self.repos.runs.get_item(run.id) or {})
 
     def add_task(self, principal: Principal, run_id: str, request: TaskCreate, *,
@@ -185,6 +199,17 @@ class RunService:
                     # An agent moved one of them meanwhile: read them again and retry the chunk.
                     chunk = [t for t in (self.repos.tasks.get(t.id) for t in chunk) if t]
         return len(open_tasks)
+
+
+def with_canary(run: Run, tasks: list[Task], config: Canary) -> tuple[Run, list[Task], canary.Selection]:
+    """The run's canary chosen among the tasks it starts with: those go first, the rest is held
+    back until the gate. When every task is in the canary nothing waits, and no gate is asked."""
+    salt = canary.new_salt()
+    selection = canary.select([t.id for t in tasks], salt, config.fraction, config.min_tasks)
+    placed = [held_back(t, t.id in selection.task_ids, t.id not in selection.task_ids) for t in tasks]
+    state = CanaryState.running if len(selection.task_ids) < len(tasks) else CanaryState.ended
+    return (run.model_copy(update={"canary_salt": salt, "canary_cutoff": selection.cutoff, "canary_state": state}),
+            placed, selection)
 
 
 def parse_after(raw: Optional[str]) -> int:

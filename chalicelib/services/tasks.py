@@ -8,12 +8,12 @@ from typing import Any, Callable, Optional
 
 from ..adapters.dynamodb import Committed, Repositories
 from ..adapters.dynamodb.runs import item_to_run
-from ..domain import clock, ids, pipeline
+from ..domain import canary, clock, ids, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Claim, Run, Task
-from ..domain.enums import TERMINAL_RUN_STATUSES, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
+from ..domain.enums import TERMINAL_RUN_STATUSES, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
 from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.messages import AnswerToken
 from ..domain.pipeline import Transition
@@ -74,6 +74,23 @@ def new_task(run: Run, *, title: str, description: str, priority: int, source: T
                 queue_timeout_seconds=run.queue_timeout_seconds)
 
 
+def held_back(task: Task, is_canary: bool, held: bool) -> Task:
+    """The task as its run's canary places it: a canary task, or one held back until the gate
+    (then it neither waits for a slot nor sits in a claim queue)."""
+    if held:
+        return task.model_copy(update={"canary": is_canary, "held": Hold.canary, "awaiting_start": False,
+                                       "enqueued_at": None})
+    return task.model_copy(update={"canary": is_canary})
+
+
+def canary_counters_of_new_task(task: Task, *, fix: bool = False) -> dict[str, int]:
+    if task.held:
+        return {canary.HELD: 1}
+    if task.canary:
+        return {canary.OPEN: 1, canary.TOTAL: 1, **({canary.FIX_TASKS: 1} if fix else {})}
+    return {}
+
+
 def require_task_room(run_item: dict[str, Any], adding: int = 1) -> None:
     """The run's ``max_tasks`` ceiling, checked on the run as read by the transaction that adds
     the task (its write is conditioned on that read), so no path can exceed it."""
@@ -126,14 +143,17 @@ class TaskService:
                     operations_for: Optional[Callable[[Task], Any]] = None,
                     run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
                     check_run: Optional[Callable[[dict[str, Any]], None]] = None,
-                    event_data: Optional[dict[str, Any]] = None) -> tuple[Task, Any]:
+                    event_data: Optional[dict[str, Any]] = None, parent_is_canary: bool = False) -> tuple[Task, Any]:
         """Write one task into its run (counters, event, and a fill request), in one transaction.
         ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
         run = item_to_run(item)
         task = new_task(run, title=title, description=description, priority=priority, source=source,
                         parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
-        deltas = new_task_deltas(task.stage, task.status)
-        records = [run_effects.fill_request(run.id)] if self.sfn else []
+        placed = canary.placement(item, task.id, parent_is_canary=parent_is_canary)
+        task = held_back(task, *placed)
+        deltas = {**new_task_deltas(task.stage, task.status),
+                  **canary_counters_of_new_task(task, fix=source == TaskSource.finding)}
+        records = [run_effects.fill_request(run.id)] if self.sfn and not task.held else []
 
         def reopen(current: dict[str, Any]) -> dict[str, Any]:
             if check_run:
@@ -141,12 +161,19 @@ class TaskService:
             else:
                 require_open_run(current)
             require_task_room(current)
-            return {"status": RunStatus.running.value, **(run_set_fn(current, task.id) if run_set_fn else {})}
+            if canary.placement(current, task.id, parent_is_canary=parent_is_canary) != placed:
+                raise ConflictError("the run's canary moved on while the task was being added; add it again",
+                                    code="stale_version")
+            fields = run_set_fn(current, task.id) if run_set_fn else {}
+            if current.get("status") != RunStatus.awaiting_approval.value or current.get("gate", "deploy") == "deploy":
+                fields["status"] = RunStatus.running.value   # more work reopens a run waiting for its deploy
+            return fields
 
         committed = self.repos.audit.commit(
             run_id=run.id, actor=actor, action="task.created", entity=f"task:{task.id}",
             data={"title": task.title, "source": source.value, "parent_task_id": parent_task_id,
-                  "priority": task.priority, "stage": task.stage.value, **(event_data or {})},
+                  "priority": task.priority, "stage": task.stage.value, "canary": task.canary,
+                  "held": task.held.value if task.held else None, **(event_data or {})},
             operations=[self.repos.tasks.replace_op(task, None), *operations,
                         *(operations_for(task) if operations_for else ()), *self.outbox.operations(records)],
             counters=deltas, run_item=item, on_run=reopen)

@@ -7,7 +7,7 @@
   the run's counters and the next event in one transaction.
 * One repository per aggregate, each owning its items (``to_item``/``from_item``), its keys and
   its conditions: projects, runs, tasks, jobs, handoffs, proofs, findings, credentials (API
-  keys, launch codes, job tokens), outbox, approvals, roles, settings.
+  keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up).
 
 Services get them all as one ``Repositories`` (built once per container by ``bootstrap``).
 """
@@ -34,6 +34,7 @@ from .runs import RunRepository
 from .settings import SettingsRepository
 from .table import Page, Table, TransactionCancelledError
 from .tasks import TaskRepository
+from .usage import UsageRepository
 
 
 @dataclass
@@ -52,6 +53,7 @@ class Repositories:
     approvals: ApprovalRepository
     roles: RoleRepository
     settings: SettingsRepository
+    usage: UsageRepository
 
     @property
     def client(self) -> Any:
@@ -77,10 +79,10 @@ def build_repositories(client: Any, table_name: str) -> Repositories:
                         handoffs=HandoffRepository(table, tasks), proofs=ProofRepository(table, tasks),
                         findings=FindingRepository(table), credentials=CredentialRepository(table), outbox=outbox,
                         approvals=ApprovalRepository(table), roles=RoleRepository(table),
-                        settings=SettingsRepository(table))
+                        settings=SettingsRepository(table), usage=UsageRepository(table))
 
 
 __all__ = ["ApprovalRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
            "HandoffRepository", "JobRepository", "OutboxRepository", "Page", "ProjectRepository", "ProofRepository",
            "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "Table",
-           "TaskRepository", "TransactionCancelledError", "build_repositories"]
+           "TaskRepository", "TransactionCancelledError", "UsageRepository", "build_repositories"]

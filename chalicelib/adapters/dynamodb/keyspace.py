@@ -217,3 +217,29 @@ def backlog(project_id: str) -> dict[str, str]:
 
 def director_settings() -> dict[str, str]:
     return {"pk": "SETTINGS#director", "sk": META}
+
+
+def run_usage(run_id: str) -> dict[str, str]:
+    """The run's usage roll-up: flat counters ``total|…`` and ``stage|dev|…``, ``model|…`` (ADDed)."""
+    return {"pk": f"RUN#{run_id}", "sk": "USAGE"}
+
+
+HELD_PARTITION_PREFIX = "HELD#"
+
+
+def held_partition(run_id: str) -> str:
+    return f"{HELD_PARTITION_PREFIX}{run_id}"
+
+
+def held_entry(run_id: str, priority: int, created_at: str, task_id: str) -> dict[str, str]:
+    """A task held back until its run's canary gate is approved (sparse, gsi2), in start order."""
+    return {"gsi2pk": held_partition(run_id), "gsi2sk": f"{10 - priority:02d}#{created_at}#{task_id}"}
+
+
+GATES_DUE_PARTITION = "GATESDUE"
+
+
+def gate_due_entry(decide_by: str, run_id: str, gate: str) -> dict[str, str]:
+    """A pending gate with a decision deadline, by deadline (sparse, gsi3): the sweeper applies
+    ``on_timeout`` to the overdue ones with one key-range query."""
+    return {"gsi3pk": GATES_DUE_PARTITION, "gsi3sk": f"{decide_by}#{run_id}#{gate}"}

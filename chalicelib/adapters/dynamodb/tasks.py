@@ -28,7 +28,9 @@ def task_to_item(task: Task) -> dict[str, Any]:
     item = {**keyspace.task(task.id), **keyspace.task_list_entry(task.run_id, task.id), "type": "task",
             **task.model_dump(mode="json"),
             **{name: getattr(task, name) for name in INTERNAL_TASK_FIELDS}}
-    if task.status == TaskStatus.queued and task.awaiting_start:
+    if task.status == TaskStatus.queued and task.held:
+        item.update(keyspace.held_entry(task.run_id, task.priority, task.created_at, task.id))
+    elif task.status == TaskStatus.queued and task.awaiting_start:
         item.update(keyspace.start_entry(task.run_id, task.priority, task.created_at, task.id))
     elif task.status == TaskStatus.queued and task.enqueued_at:
         item.update(keyspace.queue_entry(task.project_id, task.stage.value, task.priority, task.enqueued_at, task.id))
@@ -95,6 +97,12 @@ class TaskRepository:
         items, _ = self.table.query_page(index="gsi2", partition_name="gsi2pk",
                                          partition=keyspace.lease_partition(project_id, stage), limit=limit,
                                          cursor=None, sort_condition=("gsi2sk", "<", now))
+        return [item_to_task(i) for i in items]
+
+    def held(self, run_id: str, limit: int) -> list[Task]:
+        """Tasks held back until the run's canary gate, in start order (gsi2)."""
+        items, _ = self.table.query_page(index="gsi2", partition_name="gsi2pk", partition=keyspace.held_partition(run_id),
+                                         limit=limit, cursor=None)
         return [item_to_task(i) for i in items]
 
     def awaiting_start(self, run_id: str, limit: int) -> list[Task]:
