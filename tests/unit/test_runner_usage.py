@@ -433,3 +433,15 @@ def test_no_command_no_usage(tmp_path, uploads):
     client = FakeBaton(agent(tmp_path, "true\n"), f"file://{tmp_path}/no-such-repo.git")
     assert run(client, tmp_path) == runner.EXIT_RUNNER_FAILED     # the clone failed: the command never ran
     assert client.bodies("/usage") == [] and client.paths() == ["advance"]
+
+
+def test_a_lost_lease_reports_no_usage(tmp_path, origin, uploads, monkeypatch):
+    """The claim is someone else's now: a usage call under it would be refused, and is not made."""
+    def lost(command, cwd, env, output_path, timeout, beat):
+        beat.lost = "lease expired"
+        return 124
+
+    monkeypatch.setattr(runner, "run_command", lost)
+    client = FakeBaton(agent(tmp_path, "true\n"), origin)
+    assert run(client, tmp_path) == 3
+    assert client.bodies("/usage") == [] and client.paths() == []
