@@ -31,6 +31,7 @@ from .services.roles import RoleService
 from .services.runs import RunService
 from .services.sweeper import Sweeper
 from .services.tasks import TaskService
+from .services.usage import UsageService
 
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"},
                        max_pool_connections=50)
@@ -56,6 +57,7 @@ class Services:
     context: ContextService
     director: DirectorService
     sweeper: Sweeper
+    usage: UsageService
 
 
 _lock = threading.Lock()
@@ -115,13 +117,14 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
                                launch_window_seconds=settings.launch_window_seconds)
     objects = ProofStore(s3_client(settings), settings.bucket) if settings.bucket else None
     proofs = ProofService(repos, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)
+    approvals = ApprovalService(repos, runs, tasks)
     return Services(settings=settings, repos=repos, keys=keys, projects=projects, roles=roles, runs=runs,
-                    tasks=tasks, approvals=ApprovalService(repos, runs, tasks), outbox=outbox, dispatch=dispatch,
+                    tasks=tasks, approvals=approvals, outbox=outbox, dispatch=dispatch,
                     launcher=launcher, proofs=proofs, handoffs=HandoffService(repos, tasks),
                     fix_tasks=FixTaskService(repos, tasks, runs, proofs),
                     bugs=BugService(repos, projects, runs, tasks),
                     context=ContextService(repos, roles, proofs), director=director,
-                    sweeper=Sweeper(repos, outbox, tasks))
+                    usage=UsageService(repos, tasks, runs), sweeper=Sweeper(repos, outbox, tasks, approvals))
 
 
 def get_services() -> Services:

@@ -5,7 +5,7 @@ from chalice import Blueprint
 from ..bootstrap import get_services
 from ..domain.entities import Event, Progress, Run, Task
 from ..domain.enums import Stage, TaskStatus
-from ..domain.requests import RunCreate, TaskCreate
+from ..domain.requests import RollbackRequest, RunCreate, TaskCreate
 from ..services.runs import parse_after
 from ..adapters.pagination import parse_limit
 from .http import endpoint, page_body, parse_body, principal
@@ -68,3 +68,10 @@ def list_run_events(run_id):
     # Events are read with after=<seq>; next_cursor is the seq to pass as after for the next page.
     next_cursor = str(events[-1].seq) if len(events) == limit else None
     return 200, {"items": events, "next_cursor": next_cursor}
+
+
+@endpoint(bp, "/runs/{run_id}/rollback", methods=["POST"], body=RollbackRequest, response=Task, status=201,
+          summary="Roll back a run's release: a rollback task for the cicd role (humans only)")
+def rollback_run(run_id):
+    request = parse_body(bp.current_request.raw_body, RollbackRequest)
+    return 201, get_services().runs.rollback(principal(), run_id, request.reason)

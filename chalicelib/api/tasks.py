@@ -3,6 +3,7 @@
 from chalice import Blueprint
 
 from ..bootstrap import get_services
+from ..domain.auth import Principal
 from ..domain.base import DomainModel
 from ..domain.entities import Claim, Task
 from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
@@ -18,6 +19,11 @@ class Claimed(DomainModel):
 
 class Lease(DomainModel):
     expires_at: str
+
+
+def under_claim(caller: Principal, claim_id: str) -> Principal:
+    """The caller working under the claim its heartbeat or advance names (a job token's is bound)."""
+    return caller if caller.claim_id else caller.model_copy(update={"claim_id": claim_id})
 
 
 @endpoint(bp, "/tasks/{task_id}", response=Task, summary="Get a task")
@@ -40,7 +46,11 @@ def claim_task():
           summary="Extend the lease of a claim")
 def heartbeat_task(task_id):
     request = parse_body(bp.current_request.raw_body, HeartbeatRequest)
-    return 200, {"expires_at": get_services().tasks.heartbeat(principal(), task_id, request)}
+    services = get_services()
+    expires_at = services.tasks.heartbeat(principal(), task_id, request)
+    if request.usage is not None:
+        services.usage.report(under_claim(principal(), request.claim_id), task_id, request.usage)
+    return 200, {"expires_at": expires_at}
 
 
 @endpoint(bp, "/tasks/{task_id}/advance", methods=["POST"], body=AdvanceRequest, response=Task,
@@ -48,6 +58,8 @@ def heartbeat_task(task_id):
 def advance_task(task_id):
     request = parse_body(bp.current_request.raw_body, AdvanceRequest)
     services = get_services()
+    if request.usage is not None:   # recorded first: the advance ends the job and its claim
+        services.usage.report(under_claim(principal(), request.claim_id), task_id, request.usage)
     # A pass needs the proofs the stage's role requires, and no failing findings verdict of the
     # stage (checked after the lease, before the move).
     proofs_check = services.proofs.advance_check(request.result)

@@ -125,7 +125,9 @@ class Task(DomainModel):
     canary: bool = False
     held: Optional[Hold] = Field(default=None, description="why it may not start yet (canary: until the gate)")
     usage: Optional[UsageTotals] = None
-    outputs: dict[str, Any] = Field(default_factory=dict)
+    outputs: dict[str, Any] = Field(default_factory=dict, description="what its stages produced (advance's outputs)")
+    inputs: dict[str, Any] = Field(default_factory=dict, description="outputs of the task it depends on (a rollback: "
+                                                                     "its release's)")
     claimed_by: Optional[str] = None
     lease_expires_at: Optional[str] = None
     version: int = 1

@@ -62,7 +62,8 @@ class GateMessage(DomainModel):
 
 
 class CancelMessage(DomainModel):
-    """Cancel the open tasks of a killed run, a batch at a time (asked again while more are left)."""
+    """Cancel the open tasks of a killed (or failed: a gate rejected) run, a batch at a time (asked
+    again while more are left)."""
 
     model_config = _MESSAGE
     kind: Literal["cancel"] = "cancel"
@@ -70,7 +71,17 @@ class CancelMessage(DomainModel):
     actor: str = "system:dispatcher"
 
 
-DispatchMessage = Annotated[Union[FillMessage, StageMessage, RunWaitMessage, GateMessage, CancelMessage],
+class ResumeMessage(DomainModel):
+    """A gate let a run go on: release the tasks its canary held back, a batch at a time, launch the
+    container jobs dispatched while it waited, and fill its parallelism."""
+
+    model_config = _MESSAGE
+    kind: Literal["resume"] = "resume"
+    run_id: str
+    actor: str = "system:dispatcher"
+
+
+DispatchMessage = Annotated[Union[FillMessage, StageMessage, RunWaitMessage, GateMessage, CancelMessage, ResumeMessage],
                             Field(discriminator="kind")]
 @functools.cache
 def _dispatch_adapter() -> TypeAdapter:
@@ -141,6 +152,6 @@ def parse_outbox_record(item: dict[str, Any]) -> Optional[OutboxRecord]:
         return None
 
 
-__all__ = ["AnswerToken", "CancelMessage", "DispatchMessage", "Enqueue", "FillMessage", "GateMessage",
+__all__ = ["AnswerToken", "CancelMessage", "ResumeMessage", "DispatchMessage", "Enqueue", "FillMessage", "GateMessage",
            "OutboxRecord", "RunWaitMessage", "StageMessage", "StartExecution", "StopExecution",
            "parse_dispatch_message", "parse_outbox_record"]

@@ -79,4 +79,4 @@ def status_when_all_finished(item: Mapping[str, object], deploy_gate: bool,
 
 
 RUN_OUTCOME = {RunStatus.awaiting_approval: "approval", RunStatus.succeeded: "succeeded",
-               RunStatus.failed: "failed", RunStatus.killed: "failed"}
+               RunStatus.failed: "failed", RunStatus.killed: "failed", RunStatus.rolled_back: "succeeded"}

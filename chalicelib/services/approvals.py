@@ -1,24 +1,36 @@
-"""Approval gates: a human approves or rejects the run's deploy.
+"""Approval gates: a person decides whether a run goes on.
 
-Approving creates the run's release task (stage ``cicd``) in the same transaction and answers the
-run execution waiting on the gate; rejecting fails the run.
+* ``canary``: the canary tasks ended; approve starts the rest, reject cancels it and fails the run.
+* ``deploy``: every task ended; approve creates the release task (stage ``cicd``) in the same
+  transaction, reject fails the run.
+* ``budget``: the run used its ``max_cost_usd`` / ``max_tokens``; approve raises the ceiling
+  (``raise_cost_usd`` / ``raise_tokens``) and the run goes on, reject cancels what is left and
+  fails the run.
+
+Each decision answers the run execution waiting on the gate (if it waits there) in the same
+transaction's outbox. A gate with ``decide_by`` is decided by its ``on_timeout`` once overdue
+(``decide_overdue``, run by the sweeper); a canary that exceeded its ``max_failure_rate`` is never
+approved by a timeout.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from ..adapters.dynamodb import Repositories, RunEffect
-from ..domain import clock
+from ..domain import clock, usage
 from ..domain.auth import Action, Principal
-from ..domain.errors import ConflictError, NotFoundError
 from ..domain.entities import Approval
-from ..domain.enums import GATES, ApprovalDecision, ApprovalStatus, RunStatus, TaskSource
+from ..domain.enums import GATES, ApprovalDecision, ApprovalStatus, CanaryState, RunStatus, TaskSource
+from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
+from ..domain.messages import AnswerToken, CancelMessage, Enqueue, OutboxRecord, ResumeMessage
 from ..domain.requests import ApprovalRequest
-from ..domain.messages import AnswerToken
-from .run_effects import answer_run_wait
+from . import run_effects
+from .run_effects import answer_run_wait, gate_answer
 from .runs import RunService
 from .tasks import TaskService
+
+TIMEOUT_ACTOR = "system:gate-timeout"
 
 
 def to_approval(item: dict[str, Any]) -> Approval:
@@ -44,42 +56,124 @@ class ApprovalService:
             state = "not requested yet" if current is None else current["status"]
             raise ConflictError(f"the {gate} gate of run {run_id} is {state}; only a pending gate can be decided",
                                 code="gate_not_pending")
+        raising = request.raise_cost_usd is not None or request.raise_tokens is not None
         approve = request.decision == ApprovalDecision.approve
-        now = clock.now_iso()
+        if raising and (gate != "budget" or not approve):
+            raise InvalidInputError("raise_cost_usd and raise_tokens go with approving the budget gate only",
+                                    code="raise_not_applicable")
+        if gate == "budget" and approve and not raising:
+            raise InvalidInputError("approving the budget gate raises the budget: give raise_cost_usd or "
+                                    "raise_tokens (how much more the run may use)", code="raise_required")
+        return self._decide(item, current, gate, approve, principal.actor, request.comment,
+                            raise_cost_usd=request.raise_cost_usd, raise_tokens=request.raise_tokens)
+
+    def decide_overdue(self, now: str, limit: int = 50) -> int:
+        """Apply ``on_timeout`` to pending gates past their deadline; returns how many it decided."""
+        decided = 0
+        for gate_item in self.repos.approvals.overdue(now, limit):
+            run_item = self.repos.runs.get_item(gate_item["run_id"])
+            current = self.repos.approvals.get(gate_item["run_id"], gate_item["gate"])
+            if run_item is None or current is None or current.get("status") != ApprovalStatus.pending.value:
+                continue
+            exceeded = bool((current.get("summary") or {}).get("exceeded"))
+            approve = current.get("on_timeout") == ApprovalDecision.approve.value and not exceeded
+            comment = (f"no decision within the deadline ({current.get('decide_by')}): on_timeout "
+                       f"{current.get('on_timeout', 'reject')}" + ("; the canary exceeded its failure rate, so "
+                                                                    "it is rejected" if exceeded else ""))
+            try:
+                self._decide(run_item, current, gate_item["gate"], approve, TIMEOUT_ACTOR, comment)
+                decided += 1
+            except ConflictError:
+                continue   # decided by a person meanwhile, or the run moved on
+        return decided
+
+    # ---- one decision
+
+    def _decide(self, item: dict[str, Any], current: dict[str, Any], gate: str, approve: bool, actor: str,
+                comment: str, *, raise_cost_usd: Optional[float] = None,
+                raise_tokens: Optional[int] = None) -> Approval:
+        run_id = item["id"]
         decided = {**{k: v for k, v in current.items() if k not in ("pk", "sk", "type", "token")},
                    "status": (ApprovalStatus.approved if approve else ApprovalStatus.rejected).value,
-                   "decision": request.decision.value, "decided_by": principal.actor, "decided_at": now,
-                   "comment": request.comment}
-        approval_op = self.repos.approvals.decide_op(decided)
-        records = []
+                   "decision": (ApprovalDecision.approve if approve else ApprovalDecision.reject).value,
+                   "decided_by": actor, "decided_at": clock.now_iso(), "comment": comment,
+                   "raise_cost_usd": raise_cost_usd, "raise_tokens": raise_tokens}
+        records: list[OutboxRecord] = []
         if current.get("token"):
-            records.append(AnswerToken(token=current["token"], output={"next": "release" if approve else "rejected"}))
-        operations = (approval_op, *self.runs.outbox.operations(records))
+            records.append(AnswerToken(token=current["token"], output={"next": gate_answer(gate, approve)}))
+        operations = (self.repos.approvals.decide_op(decided), *self.runs.outbox.operations(records))
 
-        def awaiting(run: dict[str, Any]) -> None:
-            if RunStatus(run["status"]) != RunStatus.awaiting_approval:
-                raise ConflictError(f"run {run_id} is {run['status']}, not awaiting approval", code="run_not_waiting")
+        def waiting_here(run: dict[str, Any]) -> None:
+            if RunStatus(run["status"]) != RunStatus.awaiting_approval or run.get("gate", "deploy") != gate:
+                raise ConflictError(f"run {run_id} is {run['status']}, not waiting at its {gate} gate",
+                                    code="run_not_waiting")
 
-        if approve:
-            task, committed = self.tasks.create(
+        event = {"gate": gate, "decision": decided["decision"], "comment": comment}
+        if gate == "deploy" and approve:
+            self.tasks.create(
                 item, title=f"Release: {item['title']}"[:200], description=f"Deploy the work of run {run_id}, "
-                f"approved by {principal.actor}. {request.comment}"[:10_000], priority=10,
-                source=TaskSource.release, parent_task_id=None, actor=principal.actor, operations=operations,
-                check_run=awaiting, run_set_fn=lambda run, t: {"release_task_id": t})
-        else:
-            def reject(run: dict[str, Any]) -> RunEffect:
-                awaiting(run)
-                effect = RunEffect(set={"status": RunStatus.failed.value},
-                                   event_data={"gate": gate, "decision": "reject", "comment": request.comment})
-                effect.outbox += answer_run_wait(run, effect, RunStatus.failed)
-                return effect
+                f"approved by {actor}. {comment}"[:10_000], priority=10,
+                source=TaskSource.release, parent_task_id=None, actor=actor, operations=operations,
+                check_run=waiting_here, run_set_fn=lambda run, t: {"release_task_id": t},
+                event_data={"approval": event})
+            self.runs.outbox.deliver(records)
+            return to_approval(decided)
 
-            committed = self.repos.audit.commit(run_id=run_id, actor=principal.actor, action="approval.rejected",
-                                          entity=f"run:{run_id}", data={"gate": gate}, operations=operations,
-                                          run_item=item, on_run=reject)
-            self.runs.outbox.deliver(committed.effect.outbox)
-        self.runs.outbox.deliver(records)
+        def on_run(run: dict[str, Any]) -> RunEffect:
+            waiting_here(run)
+            effect = RunEffect(remove=["gate"], event_data=dict(event))
+            if not approve:
+                effect.set.update({"status": RunStatus.failed.value})
+                if gate == "canary":
+                    effect.set["canary_state"] = CanaryState.rejected.value
+                effect.outbox += answer_run_wait(run, effect, RunStatus.failed)
+                effect.outbox += self._cancel_what_is_left(run_id, actor)
+                return effect
+            effect.set["status"] = RunStatus.running.value
+            effect.outbox.append(Enqueue(body=ResumeMessage(run_id=run_id, actor=actor)))
+            if gate == "canary":
+                effect.set["canary_state"] = CanaryState.approved.value
+                if usage.budget_of_run(run).state == usage.BudgetState.exhausted:
+                    # The canary spent the budget: the rest waits for a raise (the budget gate).
+                    effect.remove.remove("gate")
+                    effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
+                    effect.operations.append(self.repos.approvals.open_op(
+                        {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
+                         "requested_at": clock.now_iso(), "summary": usage.budget_of_run(run).model_dump(mode="json")},
+                        reopen_approved=True))
+                return effect
+            # budget: the raised ceilings, and the run settles if every task ended meanwhile
+            ceilings = dict(run.get("ceilings") or {})
+            if raise_cost_usd is not None:
+                ceilings["max_cost_usd"] = round(float(ceilings.get("max_cost_usd") or 0) + raise_cost_usd, 6)
+            if raise_tokens is not None:
+                ceilings["max_tokens"] = int(ceilings.get("max_tokens") or 0) + raise_tokens
+            budget = usage.budget_of_run({**run, "ceilings": ceilings})
+            if budget.state == usage.BudgetState.exhausted:
+                raise RuleViolationError(
+                    f"the raise leaves run {run_id} at {budget.used_fraction:.0%} of its budget; raise it further",
+                    code="raise_too_small")
+            effect.set.update({"ceilings": ceilings, "budget_state": budget.state.value})
+            effect.event_data.update({"ceilings": ceilings, "budget": budget.model_dump(mode="json")})
+            run_effects.settle({**run, **effect.set}, run, effect, self.repos.approvals.open_op)
+            if "gate" in effect.set:   # every task ended meanwhile: now the deploy gate
+                effect.remove.remove("gate")
+            return effect
+
+        committed = self.repos.audit.commit(run_id=run_id, actor=actor,
+                                            action=f"approval.{'approved' if approve else 'rejected'}",
+                                            entity=f"run:{run_id}", data={"gate": gate}, operations=operations,
+                                            run_item=item, on_run=on_run)
+        self.runs.outbox.deliver(records + committed.effect.outbox)
+        if not self.runs.sfn:   # no dispatcher: do here what its messages would
+            if approve:
+                self.runs.release_held(run_id, actor)
+            else:
+                self.runs.cancel_open_tasks(run_id, actor)
         return to_approval(decided)
+
+    def _cancel_what_is_left(self, run_id: str, actor: str) -> list[OutboxRecord]:
+        return [Enqueue(body=CancelMessage(run_id=run_id, actor=actor))] if self.runs.sfn else []
 
 
 __all__ = ["ApprovalService"]

@@ -13,7 +13,10 @@ Kinds
               heartbeat clock starts there: a container that never starts loses the lease and the
               sweeper dispatches again) and launch the runner with a single-use launch code
 ``run_wait``/``release``  the run execution waits (for all tasks / for the release task)
-``gate``      the run execution waits on an approval gate
+``gate``      the run execution waits on an approval gate (``canary``, ``deploy``)
+``cancel``    cancel the open tasks of a killed run (or one a gate rejected), a batch per message
+``resume``    a gate let the run go on: release the tasks its canary held, launch the container
+              jobs dispatched while it waited, fill its parallelism
 """
 
 from __future__ import annotations
@@ -29,10 +32,10 @@ from ..domain import clock, ids
 from ..domain.errors import ConflictError
 from ..domain.entities import Task
 from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
-from ..domain.messages import (AnswerToken, CancelMessage, Enqueue, FillMessage, GateMessage, RunWaitMessage,
-                               StageMessage, StartExecution, parse_dispatch_message)
+from ..domain.messages import (AnswerToken, CancelMessage, Enqueue, FillMessage, GateMessage, ResumeMessage,
+                               RunWaitMessage, StageMessage, StartExecution, parse_dispatch_message)
 from ..domain.pipeline import Transition
-from ..domain.progress import RUN_OUTCOME, counter_deltas
+from ..domain.progress import counter_deltas
 from ..domain.roles import Executor
 from . import run_effects
 from .api_keys import KeyService
@@ -75,7 +78,7 @@ class DispatchService:
             return
         handlers: dict[type, Callable[[Any], None]] = {
             FillMessage: self.fill, StageMessage: self.stage, RunWaitMessage: self.run_wait, GateMessage: self.gate,
-            CancelMessage: self.cancel}
+            CancelMessage: self.cancel, ResumeMessage: self.resume}
         handlers[type(message)](message)
 
     # ---- fill: start tasks up to the run's parallelism
@@ -154,7 +157,9 @@ class DispatchService:
             "status": TaskStatus.queued, "claimed_by": None, "claim_id": None, "lease_expires_at": None,
             "enqueued_at": now, "dispatch_seq": dispatch, "attempt": attempt, "job_id": job_id,
             "sfn_token": token, "version": task.version + 1, "updated_at": now}
-        container = config.executor == Executor.container
+        # A container job is launched only while its run is running: dispatched while the run waits
+        # at a gate (the budget's), it stays queued until the run resumes (``resume``).
+        container = config.executor == Executor.container and run_item.get("status") == RunStatus.running.value
         if container:
             # Claimed for the job's runner now: the launch window is the first lease.
             fields.update(status=TaskStatus.in_progress, claimed_by=job_id, claim_id=f"{ids.CLAIM}_{secrets.token_hex(12)}",
@@ -173,6 +178,33 @@ class DispatchService:
                                 **({"lease_expires_at": after.lease_expires_at} if container else {})},
                           operations=[self.repos.tasks.replace_op(after, task.version), self.repos.jobs.create_op(job)],
                           counters=counter_deltas(transition), run_item=run_item)
+
+    def _claim_for_runner(self, task: Task) -> None:
+        """A container job dispatched while its run waited: claimed for its runner now, then launched."""
+        run_item = self.repos.runs.get_item(task.run_id) or {}
+        config = self.roles.pinned_for_stage(run_item, task.stage)
+        if config.executor != Executor.container or task.status != TaskStatus.queued or not task.job_id:
+            return
+        now = clock.now_iso()
+        after = task.model_copy(update={
+            "status": TaskStatus.in_progress, "claimed_by": task.job_id, "claim_id": f"{ids.CLAIM}_{secrets.token_hex(12)}",
+            "lease_expires_at": clock.plus_seconds(now, self.launch_window(config)), "enqueued_at": None,
+            "version": task.version + 1, "updated_at": now})
+        transition = Transition("task.claimed", task.stage, after.stage, task.status, after.status)
+
+        def running(item: dict[str, Any]) -> None:
+            if RunStatus(item["status"]) != RunStatus.running:
+                raise ConflictError("run not running", code="run_not_running")
+
+        try:
+            self.repos.audit.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
+                                    data={"agent_id": task.job_id, "job_id": task.job_id,
+                                          "lease_expires_at": after.lease_expires_at},
+                                    operations=[self.repos.tasks.replace_op(after, task.version)],
+                                    counters=counter_deltas(transition), on_run=running)
+        except ConflictError:
+            return   # an agent took it meanwhile, or the run stopped again
+        self._ensure_launched(after, after.dispatch_seq)
 
     def launch_window(self, config: Any) -> int:
         """How long a launched runner has to start and take its claim over (its first lease)."""
@@ -211,10 +243,26 @@ class DispatchService:
     def cancel(self, message: CancelMessage) -> None:
         """Cancel up to ``CANCEL_BATCH`` open tasks of a killed run; ask again while more are left."""
         run_item = self.repos.runs.get_item(message.run_id)
-        if run_item is None or RunStatus(run_item["status"]) != RunStatus.killed:
+        if run_item is None or RunStatus(run_item["status"]) not in (RunStatus.killed, RunStatus.failed):
             return
         if self.runs.cancel_open_tasks(message.run_id, message.actor, limit=CANCEL_BATCH) > CANCEL_BATCH:
             self.outbox.deliver([Enqueue(body=message)])
+
+    # ---- resume: a gate let the run go on
+
+    def resume(self, message: ResumeMessage) -> None:
+        """Release up to ``CANCEL_BATCH`` held tasks (ask again while more are left), launch the
+        container jobs that were dispatched while the run waited, and fill the run's slots."""
+        run_item = self.repos.runs.get_item(message.run_id)
+        if run_item is None or RunStatus(run_item["status"]) != RunStatus.running:
+            return
+        if self.runs.release_held(message.run_id, message.actor, limit=CANCEL_BATCH) >= CANCEL_BATCH:
+            self.outbox.deliver([Enqueue(body=message)])
+        for stage in [*run_item.get("stages", []), "cicd"]:
+            for task in self.repos.tasks.queued_in_run(message.run_id, stage, CANCEL_BATCH):
+                if task.job_id and task.sfn_token:
+                    self._claim_for_runner(task)
+        self.fill(FillMessage(run_id=message.run_id))
 
     # ---- the run execution's waits
 
@@ -224,17 +272,17 @@ class DispatchService:
         run_item = self.repos.runs.get_item(run_id)
         if run_item is None:
             return
-        status = RunStatus(run_item["status"])
-        if status not in (RunStatus.running, RunStatus.pending):
-            self.outbox.deliver([AnswerToken(token=token, output={"next": RUN_OUTCOME[status]})])
+        outcome = run_effects.wait_outcome(run_item)
+        if outcome is not None:
+            self.outbox.deliver([AnswerToken(token=token, output={"next": outcome})])
             return
         if run_item.get("wait_token") == token:
             return
 
         def attach(item: dict[str, Any]) -> RunEffect:
-            current = RunStatus(item["status"])
-            if current not in (RunStatus.running, RunStatus.pending):
-                return RunEffect(outbox=[AnswerToken(token=token, output={"next": RUN_OUTCOME[current]})])
+            now_outcome = run_effects.wait_outcome(item)
+            if now_outcome is not None:
+                return RunEffect(outbox=[AnswerToken(token=token, output={"next": now_outcome})])
             return RunEffect(set={"wait_token": token})
 
         committed = self.repos.audit.commit(run_id=run_id, actor=ACTOR, action=f"run.{message.kind}",
@@ -252,7 +300,7 @@ class DispatchService:
                 approval = {"run_id": run_id, "gate": gate, "status": ApprovalStatus.pending.value,
                             "requested_at": clock.now_iso()}
             if approval["status"] != ApprovalStatus.pending.value:
-                decision = "release" if approval["status"] == ApprovalStatus.approved.value else "rejected"
+                decision = run_effects.gate_answer(gate, approval["status"] == ApprovalStatus.approved.value)
                 self.outbox.deliver([AnswerToken(token=token, output={"next": decision})])
                 return
             if approval.get("token") == token:

@@ -25,6 +25,25 @@ from ..domain.pipeline import Transition
 from ..domain.progress import RUN_OUTCOME, apply_deltas, counter_deltas, status_when_all_finished
 
 ACTIVE_COUNTER = "n_active"
+# What the run execution waiting on a gate is told (the run state machine's Choice states).
+GATE_ANSWERS = {"deploy": ("release", "rejected"), "canary": ("continue", "rejected")}
+
+
+def gate_answer(gate: str, approved: bool) -> str:
+    yes, no = GATE_ANSWERS.get(gate, ("continue", "rejected"))
+    return yes if approved else no
+
+
+def wait_outcome(run_item: dict[str, Any]) -> Optional[str]:
+    """What the run execution waiting for its tasks is told now, or None while it keeps waiting
+    (the run works, or waits at its budget gate: the tasks are not over)."""
+    status = RunStatus(run_item["status"])
+    if status in (RunStatus.running, RunStatus.pending):
+        return None
+    if status == RunStatus.awaiting_approval:
+        gate = run_item.get("gate", "deploy")
+        return None if gate == "budget" else ("canary" if gate == "canary" else RUN_OUTCOME[status])
+    return RUN_OUTCOME.get(status, "failed")
 
 def answer_stage_job(before: Task, after: Task, *, attempt: int = 1) -> tuple[Task, list[AnswerToken]]:
     """Answer the execution waiting on ``before``'s stage job, if any, and clear the token.
@@ -117,6 +136,8 @@ def settle(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
                                           released=bool(run_item.get("release_task_id")))
     if not new_status:
         return
+    if run_item.get("rollback_task_id") and new_status == RunStatus.succeeded:
+        new_status = RunStatus.rolled_back   # the rollback task was the last one open, and it is done
     effect.set["status"] = new_status.value
     effect.event_data["run_status"] = new_status.value
     if new_status == RunStatus.awaiting_approval:

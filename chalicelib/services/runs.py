@@ -158,6 +158,64 @@ class RunService:
         self.cancel_open_tasks(run_id, principal.actor)
         return item_to_run(self.repos.runs.get_item(run_id) or item)
 
+    def rollback(self, principal: Principal, run_id: str, reason: str) -> Task:
+        """A rollback task (stage ``cicd``, for the cicd role) for a run that released: its inputs are
+        the release task's outputs (``release_commit``, ``base_commit``). The run works again and
+        ends ``rolled_back`` when the rollback is done (``failed`` if it fails)."""
+        item = self.run_item(principal, run_id, Action.decide_approval)
+        release = self.repos.tasks.get(item["release_task_id"]) if item.get("release_task_id") else None
+        if RunStatus(item["status"]) != RunStatus.succeeded or release is None:
+            raise ConflictError(f"run {run_id} is {item['status']}{'' if release else ' and never released'}; only a "
+                                "succeeded run whose release task ran can be rolled back", code="run_not_released")
+        if not release.outputs.get("release_commit"):
+            raise ConflictError(f"the release task {release.id} of run {run_id} recorded no outputs.release_commit; "
+                                "there is nothing to roll back to", code="no_release_commit")
+
+        def released_and_ended(current: dict[str, Any]) -> None:
+            if RunStatus(current["status"]) != RunStatus.succeeded or current.get("rollback_task_id"):
+                raise ConflictError(f"run {run_id} is {current['status']} (or a rollback exists already)",
+                                    code="run_not_released")
+
+        task, _ = self.tasks.create(
+            item, title=f"Rollback: {item['title']}"[:200],
+            description=f"Roll back the release of run {run_id} ({release.outputs.get('release_commit')}), asked by "
+                        f"{principal.actor}: {reason}"[:10_000], priority=10, source=TaskSource.rollback,
+            parent_task_id=release.id, actor=principal.actor, check_run=released_and_ended,
+            run_set_fn=lambda run, t: {"rollback_task_id": t}, event_data={"reason": reason},
+            inputs={"release_task_id": release.id, **release.outputs})
+        return task
+
+    def release_held(self, run_id: str, actor: str, limit: Optional[int] = None) -> int:
+        """Release the tasks the canary held back: they start like any other (a parallelism slot,
+        or straight into the claim queue without Step Functions), a chunk per transaction, at most
+        ``limit`` (None: all). Returns how many it released."""
+        released, conflicts = 0, 0
+        while limit is None or released < limit:
+            batch = [t for t in self.repos.tasks.held(run_id, CANCEL_CHUNK) if t.held]
+            if conflicts:   # the index may lag behind the table: check each against the table
+                batch = [t for t in (self.repos.tasks.get(t.id) for t in batch) if t and t.held]
+            if not batch:
+                break
+            now = clock.now_iso()
+            afters = [t.model_copy(update={"held": None, "awaiting_start": self.sfn, "enqueued_at": None if self.sfn
+                                           else now, "version": t.version + 1, "updated_at": now}) for t in batch]
+            records = [run_effects.fill_request(run_id)] if self.sfn else []
+            try:
+                self.repos.audit.commit(
+                    run_id=run_id, actor=actor, action="tasks.released", entity=f"run:{run_id}",
+                    data={"task_ids": [t.id for t in afters], "reason": "canary approved"},
+                    operations=[*(self.repos.tasks.replace_op(a, b.version) for a, b in zip(afters, batch)),
+                                *self.outbox.operations(records)],
+                    counters={canary.HELD: -len(afters)})
+            except ConflictError:
+                conflicts += 1
+                if conflicts > 20:
+                    raise
+                continue
+            self.outbox.deliver(records)
+            released += len(afters)
+        return released
+
     def cancel_open_tasks(self, run_id: str, actor: str, limit: Optional[int] = None) -> int:
         """Cancel the run's open tasks, a chunk per transaction; at most ``limit`` of them (None: all).
         Returns how many were open when it started (more than ``limit`` means: call again)."""
@@ -174,6 +232,8 @@ class RunService:
                 for after, transition in changes:
                     for name, delta in counter_deltas(transition).items():
                         deltas[name] = deltas.get(name, 0) + delta
+                    if after.held:
+                        deltas[canary.HELD] = deltas.get(canary.HELD, 0) - 1
                     if after.started:
                         deltas[run_effects.ACTIVE_COUNTER] = deltas.get(run_effects.ACTIVE_COUNTER, 0) - 1
                         if self.outbox.sfn:

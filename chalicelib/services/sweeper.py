@@ -4,7 +4,8 @@
   minute, so one whose request is delivering it right now is not sent twice);
 * re-dispatches the jobs whose lease expired (an agent that went silent, a container that never
   started) — or, without Step Functions, puts their task back in the queue;
-* reports the tasks that waited unclaimed past their run's queue timeout (once per wait).
+* reports the tasks that waited unclaimed past their run's queue timeout (once per wait);
+* decides the gates whose decision deadline passed, by their ``on_timeout``.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ OUTBOX_GRACE_SECONDS = 30.0
 
 
 class Sweeper:
-    def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService,
+    def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService, approvals: Any = None,
                  outbox_grace_seconds: float = OUTBOX_GRACE_SECONDS):
         self.repos = repos
         self.outbox = outbox
         self.tasks = tasks
+        self.approvals = approvals
         self.outbox_grace_seconds = outbox_grace_seconds
 
     def sweep_once(self, limit: int = 200) -> dict[str, Any]:
@@ -45,7 +47,9 @@ class Sweeper:
                     if self.tasks.expire_lease(task) is not None:
                         requeued += 1
         reported = sum(1 for task in self.repos.tasks.overdue_waits(now, limit) if self.tasks.report_waiting(task))
-        result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported}
+        timed_out = self.approvals.decide_overdue(now) if self.approvals else 0
+        result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported,
+                  "gates_timed_out": timed_out}
         logger.info("sweep done", extra=result)
         return result
 

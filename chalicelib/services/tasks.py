@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
 from typing import Any, Callable, Optional
@@ -14,7 +15,7 @@ from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, Rul
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Claim, Run, Task
 from ..domain.enums import TERMINAL_RUN_STATUSES, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
-from ..domain.requests import AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
+from ..domain.requests import MAX_OUTPUTS_BYTES, AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.messages import AnswerToken
 from ..domain.pipeline import Transition
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
@@ -43,7 +44,7 @@ def require_live_claim(principal: Principal, task: Task, now: str) -> None:
 
 def task_stages(task: Task, run_item: dict[str, Any]) -> list[Stage]:
     """The stages a task walks: the run's, or the single ``cicd`` stage of its release task."""
-    if task.source == TaskSource.release:
+    if task.source in (TaskSource.release, TaskSource.rollback):
         return [Stage.cicd]
     return [Stage(s) for s in run_item["stages"]]
 
@@ -66,7 +67,7 @@ def new_task(run: Run, *, title: str, description: str, priority: int, source: T
              parent_task_id: Optional[str], now: str, sfn: bool) -> Task:
     """A task at its first stage: claimable at once in plain mode; in Step Functions mode it
     waits for a parallelism slot, then for its stage job to be dispatched."""
-    stage = Stage.cicd if source == TaskSource.release else pipeline.first_stage(run.stages)
+    stage = Stage.cicd if source in (TaskSource.release, TaskSource.rollback) else pipeline.first_stage(run.stages)
     return Task(id=new_id(ids.TASK), run_id=run.id, project_id=run.project_id, title=title,
                 description=description, priority=priority, stage=stage,
                 status=TaskStatus.queued, iteration=1, source=source, parent_task_id=parent_task_id,
@@ -89,6 +90,15 @@ def canary_counters_of_new_task(task: Task, *, fix: bool = False) -> dict[str, i
     if task.canary:
         return {canary.OPEN: 1, canary.TOTAL: 1, **({canary.FIX_TASKS: 1} if fix else {})}
     return {}
+
+
+def merged_outputs(current: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """A task's outputs after a stage added some (later stages win on the same name), ≤ 16 KB."""
+    merged = {**current, **added}
+    if len(json.dumps(merged, separators=(",", ":"))) > MAX_OUTPUTS_BYTES:
+        raise InvalidInputError(f"the task's outputs would exceed {MAX_OUTPUTS_BYTES // 1024} KB of JSON with these; "
+                                "send fewer or smaller values", code="outputs_too_large")
+    return merged
 
 
 def require_task_room(run_item: dict[str, Any], adding: int = 1) -> None:
@@ -143,14 +153,15 @@ class TaskService:
                     operations_for: Optional[Callable[[Task], Any]] = None,
                     run_set_fn: Optional[Callable[[dict[str, Any], str], dict[str, Any]]] = None,
                     check_run: Optional[Callable[[dict[str, Any]], None]] = None,
-                    event_data: Optional[dict[str, Any]] = None, parent_is_canary: bool = False) -> tuple[Task, Any]:
+                    event_data: Optional[dict[str, Any]] = None, parent_is_canary: bool = False,
+                    inputs: Optional[dict[str, Any]] = None) -> tuple[Task, Any]:
         """Write one task into its run (counters, event, and a fill request), in one transaction.
         ``operations_for(task)`` adds writes that name the new task (e.g. a finding's record)."""
         run = item_to_run(item)
         task = new_task(run, title=title, description=description, priority=priority, source=source,
                         parent_task_id=parent_task_id, now=clock.now_iso(), sfn=self.sfn)
         placed = canary.placement(item, task.id, parent_is_canary=parent_is_canary)
-        task = held_back(task, *placed)
+        task = held_back(task, *placed).model_copy(update={"inputs": inputs or {}})
         deltas = {**new_task_deltas(task.stage, task.status),
                   **canary_counters_of_new_task(task, fix=source == TaskSource.finding)}
         records = [run_effects.fill_request(run.id)] if self.sfn and not task.held else []
@@ -352,10 +363,13 @@ class TaskService:
             after, transition = pipeline.advance(
                 task, claim_id=request.claim_id, result=request.result, stages=task_stages(task, run_item),
                 max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
+            if request.outputs:
+                after = after.model_copy(update={"outputs": merged_outputs(task.outputs, request.outputs)})
             after, _ = self.commit_change(task, after, transition, principal.actor,
                                           {"result": request.result.value, "notes": request.notes[:2000],
-                                           "agent_id": task.claimed_by}, run_item=run_item,
-                                          extra_operations=extra_operations)
+                                           "agent_id": task.claimed_by,
+                                           **({"outputs": request.outputs} if request.outputs else {})},
+                                          run_item=run_item, extra_operations=extra_operations)
             return after
 
         return on_fresh_read(once)

@@ -79,6 +79,11 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # approvals: humans decide, nobody else (admins neither)
     ("GET",    "/runs/{run_id}/approvals"):         (401, 401, 200, 200, 404, 200, 200, 404, 403, 403, 403),
     ("POST",   "/runs/{run_id}/approvals/{gate}"):  (401, 401, 403, 200, 404, 403, 403, 404, 403, 403, 403),
+    # rollback: humans only, like a gate (409 here: the run never released, so nothing changes)
+    ("POST",   "/runs/{run_id}/rollback"):          (401, 401, 403, 409, 404, 403, 403, 404, 403, 403, 403),
+    # usage: reported like evidence (an agent under its live claim), read like progress
+    ("POST",   "/tasks/{task_id}/usage"):           (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
+    ("GET",    "/runs/{run_id}/usage"):             (401, 401, 200, 200, 404, 200, 200, 404, 403, 403, 403),
     # tasks and the queue (heartbeat and advance: the claim is in the body, no Baton-Claim needed)
     ("GET",    "/tasks/{task_id}"):                 (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
     ("POST",   "/queue/claim"):                     (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
@@ -423,6 +428,9 @@ TARGETS: dict[tuple[str, str], Callable[[World, str], Target]] = {
     ("DELETE", "/runs/{run_id}"): target_fresh_run,
     ("POST", "/runs/{run_id}/tasks"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"title": fresh(w, who)}),
     ("POST", "/runs/{run_id}/approvals/{gate}"): target_gate,
+    ("POST", "/runs/{run_id}/rollback"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"reason": "matrix"}),
+    ("POST", "/tasks/{task_id}/usage"): target_evidence({"model": "m", "tokens_in": 1, "tokens_out": 1,
+                                                         "cost_usd": 0.01}),
     ("POST", "/queue/claim"): lambda w, who: (lambda t: Target(
         {}, {"stage": "dev", "agent_id": "matrix", "project_id": PROJECT_A, "task_id": t}, t, {t}))(w.fresh_task()),
     ("POST", "/tasks/{task_id}/heartbeat"): target_claimed_task(None),
@@ -494,7 +502,9 @@ def test_matrix(world: World, route: tuple[str, str], who: str):
     text = (response.body.decode() if isinstance(response.body, bytes) else str(response.body or "")) + \
         json.dumps(dict(response.headers or {}))
     if expected == CLAIMED_WRITE:
-        assert response.data["error"]["code"] == "claim_not_held", response.body
+        # A 409 past authorization: the claim rule, or (rollback) the alpha run that never released.
+        wanted = "run_not_released" if route == ("POST", "/runs/{run_id}/rollback") else "claim_not_held"
+        assert response.data["error"]["code"] == wanted, response.body
     if expected in REFUSED:
         assert response.data and response.data["error"]["code"], response.body
         secret = world.strings_a | world.strings_b | target.strings
