@@ -2,12 +2,15 @@
 
 ``endpoint`` registers a route on a blueprint and maps domain errors to the contract's error
 body ``{"error": {"code", "message", "details"}}``. Chalice turns exceptions raised in a view into
-responses before any middleware sees them, so the mapping has to wrap the view itself.
+responses before any middleware sees them, so the mapping has to wrap the view itself. It also
+records the route's ``Operation`` for the OpenAPI document, which ``api.openapi`` builds only when
+it is asked for (``GET /openapi.json``, ``make openapi``), so no import of the app loads it.
 """
 
 from __future__ import annotations
 
 import contextvars
+from dataclasses import dataclass
 import functools
 import json
 import logging
@@ -35,6 +38,27 @@ current_principal: contextvars.ContextVar[Optional[Principal]] = contextvars.Con
 query_checked: contextvars.ContextVar[bool] = contextvars.ContextVar("query_checked", default=False)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class Operation:
+    """A route as the OpenAPI document describes it: ``endpoint`` records one per method, and
+    ``api.openapi`` builds the document from the records when it is asked for."""
+
+    method: str
+    path: str
+    name: str
+    summary: str
+    body: Any = None
+    response: Any = None
+    status: int = 200
+    query: tuple[str, ...] = ()
+    lists: bool = False
+    public: bool = False
+    extra_statuses: tuple[int, ...] = ()
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {}
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -155,13 +179,12 @@ def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = Non
             return json_response(status, dump(body))
 
         blueprint.route(path, methods=methods or ["GET"], content_types=["application/json"])(wrapped)
-        from .openapi import Operation, register
-
         for method in methods or ["GET"]:
-            register(Operation(method=method, path=path, name=view.__name__,
-                               summary=summary or (view.__doc__ or view.__name__).strip().splitlines()[0],
-                               body=body, response=response, status=status, query=query, lists=lists,
-                               public=public, extra_statuses=extra_statuses))
+            OPERATIONS[(method.upper(), path)] = Operation(
+                method=method, path=path, name=view.__name__,
+                summary=summary or (view.__doc__ or view.__name__).strip().splitlines()[0], body=body,
+                response=response, status=status, query=query, lists=lists, public=public,
+                extra_statuses=extra_statuses)
         return view
 
     return decorate

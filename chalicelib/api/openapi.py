@@ -13,32 +13,11 @@ from pydantic.json_schema import models_json_schema
 
 from .. import __version__
 from ..domain.base import DomainModel
+from .http import OPERATIONS
 
 ERROR_STATUSES = {400: "Invalid input", 401: "Missing or invalid API key", 403: "The key lacks the right",
                   404: "Not found (or not visible to this key)", 409: "Conflict: wrong state, lost race, stale version",
                   413: "Body over 256 KB", 422: "Rule violation"}
-
-
-@dataclass
-class Operation:
-    method: str
-    path: str
-    name: str
-    summary: str
-    body: Any = None
-    response: Any = None
-    status: int = 200
-    query: tuple[str, ...] = ()
-    lists: bool = False
-    public: bool = False
-    extra_statuses: tuple[int, ...] = ()
-
-
-_REGISTRY: dict[tuple[str, str], Operation] = {}
-
-
-def register(operation: Operation) -> None:
-    _REGISTRY[(operation.method.upper(), operation.path)] = operation
 
 
 class ErrorDetail(DomainModel):
@@ -77,7 +56,7 @@ def build_document(app: Any) -> dict[str, Any]:
     operations = []
     for path, methods in sorted(app.routes.items()):
         for method in sorted(methods):
-            operation = _REGISTRY.get((method.upper(), path))
+            operation = OPERATIONS.get((method.upper(), path))
             if operation is not None:
                 operations.append(operation)
     models: list[tuple[type[BaseModel], str]] = [(ErrorBody, "serialization")]
@@ -150,10 +129,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     root = Path(__file__).resolve().parents[2]
     sys.path.insert(0, str(root))
     import app as app_module
-    from chalicelib.api import openapi  # the registry the routes filled (not this __main__ copy)
 
     target = Path(args[0]) if args else root / "docs" / "openapi.json"
-    target.write_text(openapi.render(app_module.app))
+    target.write_text(render(app_module.app))
     print(f"wrote {target}")
     return 0
 
