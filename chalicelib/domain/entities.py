@@ -3,7 +3,7 @@ API keys, approvals, claims and the director settings."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator
 
@@ -50,7 +50,7 @@ class Canary(DomainModel):
         description="above this share of canary tasks failed or looped back, the gate request says so and a "
                     "timeout never approves")
     decision_timeout_seconds: Optional[int] = Field(default=None, ge=60, le=30 * 86_400)
-    on_timeout: CanaryTimeout = CanaryTimeout.reject
+    on_timeout: Literal["reject", "approve"] = CanaryTimeout.reject.value
 
     @field_validator("max_failure_rate")
     @classmethod
