@@ -183,7 +183,8 @@ class FixTaskService:
                     item, title=fix_task_title(finding),
                     description=fix_task_description(finding, parent_task_id=parent.id, reported_by=principal.actor),
                     priority=SEVERITY_PRIORITY[finding.severity], source=TaskSource.finding,
-                    parent_task_id=parent.id, actor=principal.actor, operations_for=operations)
+                    parent_task_id=parent.id, actor=principal.actor, operations_for=operations,
+                    parent_is_canary=parent.canary, inputs=dict(parent.outputs))
             except RuleViolationError as error:
                 if error.code == "ceiling_exceeded":
                     return "ceiling", item   # the run's max_tasks: the rest is listed, never half-created

@@ -359,3 +359,21 @@ def test_outputs_are_bounded(api, people, services):
         "claim_id": got["claim"]["claim_id"], "result": "pass", "outputs": ["a"]})
     assert not_object.status_code == 400, not_object.data
     assert table_snapshot(services) == before
+
+
+def test_a_fix_task_of_a_canary_task_is_part_of_the_canary_and_the_gate_waits_for_it(api, people):
+    run = start_run(api, tasks=4, stages=["dev"], deploy_gate=False, canary={"fraction": 0.25})
+    agent = people["agent"]
+    got = claim(agent, run["id"])
+    reported = agent.post(f"/tasks/{got['task']['id']}/findings", {"format": "security_report", "report": {
+        "findings": [{"title": "assert used", "severity": "high", "file": "app.py", "line": 3}]}},
+        headers={"Baton-Claim": got["claim"]["claim_id"]})
+    assert reported.status_code == 201, reported.data
+    fix_id = reported.data["created_tasks"][0]["id"]
+    fix = api.get(f"/tasks/{fix_id}").data
+    assert fix["canary"] is True and fix["held"] is None and fix["parent_task_id"] == got["task"]["id"]
+    agent.post(f"/tasks/{got['task']['id']}/advance", {"claim_id": got["claim"]["claim_id"], "result": "fail"})
+    assert api.get(f"/runs/{run['id']}").data.get("gate") is None   # the fix task is still open
+    work_all(agent, run["id"])
+    summary = gate(api, run["id"], "canary")["summary"]
+    assert (summary["tasks"], summary["fix_tasks"]) == (2, 1)
