@@ -6,13 +6,15 @@ starts per job.
 3. Clone the project's repository on the task's branch (``baton/{run}/{task}``, created from the
    primary branch the first time) into a scratch working copy.
 4. Render the role's prompt (task, latest handoff, proofs, findings) to ``prompt.md`` and run the
-   role's command template (``{prompt_file}``, ``{repo_dir}``, ``{proofs_dir}``, ``{python}``).
+   role's command template (``{prompt_file}``, ``{repo_dir}``, ``{proofs_dir}``, ``{python}``), with
+   the task's source and inputs beside it (``BATON_TASK_SOURCE``, ``BATON_INPUTS``, ``inputs.json``).
 5. Report what the job used (:mod:`.usage`), then commit and push what the agent changed.
 6. Upload the agent's output (always, as a log proof) and what it left in its proofs folder
    (type inferred: images → screenshot, JUnit XML → test_result, SARIF/bandit/bugs JSON → report,
    diffs → code_diff, logs), and submit reports as findings.
 7. Post the handoff (the agent's ``handoff.json``, or one made from the exit status and log tail),
-   and advance ``pass`` (exit 0 and no critical/high findings) or ``fail``. Anything that breaks
+   and advance ``pass`` (exit 0 and no critical/high findings) or ``fail``, with the ``outputs.json``
+   the agent left (:mod:`.outputs`; refused outputs are dropped, never the verdict). Anything that breaks
    after the claim (a clone that fails, a command that cannot start, an upload that raises) fails
    the stage with a note saying why; the job's working directory is deleted either way.
 
@@ -42,6 +44,7 @@ from pathlib import Path
 from typing import IO, Any, Mapping, Optional
 
 from .client import ApiError, BatonClient
+from .outputs import OUTPUTS_FILE, input_descriptors, read_outputs, refuses_outputs
 from .usage import USAGE_FILE, report_usage
 from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
                    prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
@@ -174,13 +177,15 @@ def run_command(command: str, cwd: Path, env: dict[str, str], output_path: Path,
 
 
 STAGE_ROLE = {"dev": "dev", "qa": "qa", "sec": "security", "docs": "docs", "cicd": "cicd"}
+CICD_ONLY_SOURCES = ("release", "rollback")   # tasks whose whole pipeline is the cicd stage
+RUNNER_FILES = (USAGE_FILE, OUTPUTS_FILE)        # read by the runner from the proofs folder, never proofs
 
 
 def next_role(context: dict[str, Any], passed: bool) -> str:
     stage = context["task"]["stage"]
     if not passed:
         return "dev"
-    stages = ["cicd"] if context["task"].get("source") == "release" else list(context["run"]["stages"])
+    stages = ["cicd"] if context["task"].get("source") in CICD_ONLY_SOURCES else list(context["run"]["stages"])
     later = stages[stages.index(stage) + 1:] if stage in stages else []
     return STAGE_ROLE[later[0]] if later else ("director" if stage == "cicd" else "cicd")
 
@@ -235,7 +240,7 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
             if workdir is not None:
                 Path(workdir).mkdir(parents=True, exist_ok=True)
             work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
-            passed, summary = work_stage(job, client, context, config, task, work, beat)
+            passed, summary, outputs = work_stage(job, client, context, config, task, work, beat)
             code = 0
         except LeaseLostError as lost:
             log(f"lost the lease while working ({lost}); not advancing")
@@ -246,7 +251,8 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
                 return 3
             log(f"the job failed in the runner: {type(error).__name__}: {error}")
             passed, summary = False, f"the runner could not finish the job: {type(error).__name__}: {error}"
-        advanced = advance(client, task_id, claim_id, passed, summary[:9000])
+            outputs = None
+        advanced = advance(client, task_id, claim_id, passed, summary[:9000], outputs)
         return advanced or code
     finally:
         beat.stopped.set()   # heartbeats run until the stage is handed back, uploads included
@@ -255,8 +261,8 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
 
 
 def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any], config: dict[str, Any],
-               task: dict[str, Any], work: Path, beat: Heartbeat) -> tuple[bool, str]:
-    """Steps 3 to 7 up to the advance: (passed, notes for the advance). Raises when something breaks."""
+               task: dict[str, Any], work: Path, beat: Heartbeat) -> tuple[bool, str, Optional[dict[str, Any]]]:
+    """Steps 3 to 7 up to the advance: (passed, notes, outputs for the advance). Raises when something breaks."""
     task_id, stage = task["id"], context["task"]["stage"]
     proofs_dir, repo, home, scratch_tmp = work / "proofs", work / "repo", work / "home", work / "tmp"
     for folder in (proofs_dir, home, scratch_tmp):
@@ -276,7 +282,8 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
         "BATON_STAGE": stage, "BATON_ITERATION": str(task["iteration"]), "BATON_ATTEMPT": str(job.get("attempt", 1)),
         "BATON_TASK_TITLE": task["title"], "BATON_TASK_DESCRIPTION": task.get("description") or "",
         "BATON_WORKDIR": str(work), "BATON_REPO_DIR": str(repo), "BATON_PROOFS_DIR": str(proofs_dir),
-        "BATON_PROMPT_FILE": str(prompt_file), "BATON_PRIMARY_BRANCH": primary}, home, scratch_tmp)
+        "BATON_PROMPT_FILE": str(prompt_file), "BATON_PRIMARY_BRANCH": primary,
+        **input_descriptors(context["task"], work)}, home, scratch_tmp)
     output_path = work / "agent-output.log"
     started = time.monotonic()
     exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
@@ -284,6 +291,10 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     if beat.lost:
         raise LeaseLostError(beat.lost)
     report_usage(client, task_id, proofs_dir, output_path, wall_seconds, log)   # before the advance ends the token
+    outputs, problem = read_outputs(proofs_dir)
+    if problem:
+        log(f"warning: {problem}; advancing without outputs")
+        notes.append(problem)
     if os.path.lexists(repo / ".git"):
         notes.append(publish_changes(repo, branch, f"baton: {stage} of {task['title']} (iteration {task['iteration']})",
                                      home, runner_git_config))
@@ -291,8 +302,9 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
         notes.append("no repository to publish (the agent removed .git)")
     passed = exit_code == 0
     proof_ids, verdicts = [], []
+    runner_files = {proofs_dir / name for name in RUNNER_FILES}
     files = [(output_path, ("log", None))] + [(p, classify(p)) for p in sorted(proofs_dir.rglob("*"))
-                                             if p.is_file() and not p.is_symlink() and p != proofs_dir / USAGE_FILE]
+                                             if p.is_file() and not p.is_symlink() and p not in runner_files]
     for path, kind in files:
         if kind is None or path.stat().st_size == 0:
             continue
@@ -319,7 +331,8 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
         client.post(f"/tasks/{task_id}/handoffs", handoff)
     except ApiError as error:
         log(f"handoff not recorded: {error}")
-    return passed, f"command exited {exit_code} after {time.monotonic() - started:.1f}s; " + "; ".join(notes)
+    summary = f"command exited {exit_code} after {time.monotonic() - started:.1f}s; " + "; ".join(notes)
+    return passed, summary, outputs
 
 
 def read_handoff(path: Path) -> tuple[dict[str, Any], Optional[str]]:
@@ -354,17 +367,22 @@ def build_handoff(written: dict[str, Any], context: dict[str, Any], passed: bool
     return handoff
 
 
-def advance(client: BatonClient, task_id: str, claim_id: str, passed: bool, notes: str) -> int:
+def advance(client: BatonClient, task_id: str, claim_id: str, passed: bool, notes: str,
+            outputs: Optional[dict[str, Any]] = None) -> int:
     result = "pass" if passed else "fail"
     try:
-        client.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": result, "notes": notes})
+        client.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": result, "notes": notes,
+                                                  **({"outputs": outputs} if outputs else {})})
     except ApiError as error:
+        if outputs and refuses_outputs(error):   # the outputs are lost, the verdict is not
+            log(f"the outputs were refused ({error.code}: {error.message}); advancing {result} without them")
+            return advance(client, task_id, claim_id, passed, f"{notes}\noutputs not kept: {error.message}"[:10_000])
         if error.status == 422 and passed:
             log(f"cannot pass: {error.message}; failing the stage instead")
-            return advance(client, task_id, claim_id, False, f"{notes}\n{error.message}")
+            return advance(client, task_id, claim_id, False, f"{notes}\n{error.message}", outputs)
         log(f"advance refused: {error}")
         return 4
-    log(f"advanced task {task_id}: {result}")
+    log(f"advanced task {task_id}: {result}" + (f" with outputs {', '.join(sorted(outputs))[:300]}" if outputs else ""))
     return 0
 
 

@@ -75,7 +75,8 @@ AGENT_BASE_NAMES = ("PATH", "LANG", "TZ", "TERM")
 # Job descriptors the runner sets for the agent (nothing secret among them).
 AGENT_DESCRIPTORS = ("BATON_TASK_ID", "BATON_RUN_ID", "BATON_PROJECT_ID", "BATON_STAGE", "BATON_ITERATION",
                      "BATON_ATTEMPT", "BATON_TASK_TITLE", "BATON_TASK_DESCRIPTION", "BATON_WORKDIR", "BATON_REPO_DIR",
-                     "BATON_PROOFS_DIR", "BATON_PROMPT_FILE", "BATON_PRIMARY_BRANCH")
+                     "BATON_PROOFS_DIR", "BATON_PROMPT_FILE", "BATON_PRIMARY_BRANCH", "BATON_TASK_SOURCE",
+                     "BATON_INPUTS", "BATON_INPUTS_FILE")
 # Names BATON_AGENT_ENV can never pass on: cloud credentials, the local stack's wiring, Baton's own.
 FORBIDDEN_PREFIXES = ("AWS_", "MOTO_", "BATON_")
 FORBIDDEN_NAMES = frozenset({"PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "LD_PRELOAD", "LD_LIBRARY_PATH"})
@@ -158,7 +159,8 @@ def prompt_values(context: dict[str, Any], proofs_dir: Path) -> dict[str, Any]:
             "task_description": task.get("description", ""), "stage": task["stage"], "iteration": task["iteration"],
             "latest_handoff": handoff_text, "proofs": "\n".join(proof_lines) or "(none yet)",
             "findings": "\n".join(f"- report {p['filename']}" for p in reports) or "(none yet)",
-            "proofs_dir": str(proofs_dir)}
+            "proofs_dir": str(proofs_dir), "task_source": task.get("source") or "",
+            "inputs": json.dumps(task.get("inputs") or {}, sort_keys=True)}
 
 
 def task_branch(run_id: str, task_id: str) -> str:

@@ -11,6 +11,7 @@ TITLE = os.environ.get("BATON_TASK_TITLE", "")
 DESCRIPTION = os.environ.get("BATON_TASK_DESCRIPTION", "")
 ITERATION = int(os.environ.get("BATON_ITERATION", "1"))
 STAGE = os.environ.get("BATON_STAGE", "")
+SOURCE = os.environ.get("BATON_TASK_SOURCE", "")
 
 
 def feature() -> str:
@@ -34,3 +35,24 @@ def handoff(from_role: str, to_role: str, summary: str, *, work_done=(), decisio
         "notes_for_next": notes, "learnings": list(learnings), "open_questions": list(questions),
         "resume_prompt": f"Continue {TITLE!r} from the {to_role} stage.", "confidence": confidence,
     }, indent=2))
+
+
+def inputs() -> dict:
+    """What the task was handed (``BATON_INPUTS``, else the ``inputs.json`` the runner wrote); ``{}``
+    when there is nothing usable."""
+    text = os.environ.get("BATON_INPUTS", "")
+    if not text and os.environ.get("BATON_INPUTS_FILE"):
+        try:
+            text = Path(os.environ["BATON_INPUTS_FILE"]).read_text()
+        except OSError:
+            text = ""
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def outputs(**values) -> None:
+    """Leave values for later tasks: the runner sends ``outputs.json`` with the advance."""
+    (PROOFS / "outputs.json").write_text(json.dumps(values, indent=2))
