@@ -18,6 +18,7 @@ from .adapters.stepfunctions import DispatchQueue, StepFunctions
 from .config import Settings
 from .services.api_keys import KeyService
 from .services.approvals import ApprovalService
+from .services.attention import AttentionService
 from .services.director import DirectorService
 from .services.bugs import BugService
 from .services.context import ContextService
@@ -58,6 +59,7 @@ class Services:
     director: DirectorService
     sweeper: Sweeper
     usage: UsageService
+    attention: AttentionService
 
 
 _lock = threading.Lock()
@@ -124,7 +126,8 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
                     fix_tasks=FixTaskService(repos, tasks, runs, proofs),
                     bugs=BugService(repos, projects, runs, tasks),
                     context=ContextService(repos, roles, proofs), director=director,
-                    usage=UsageService(repos, tasks, runs), sweeper=Sweeper(repos, outbox, tasks, approvals))
+                    usage=UsageService(repos, tasks, runs), attention=AttentionService(repos),
+                    sweeper=Sweeper(repos, outbox, tasks, approvals))
 
 
 def get_services() -> Services:

@@ -9,7 +9,8 @@ from pydantic import Field, field_validator
 
 from .base import DomainModel
 from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, ApprovalDecision, ApprovalStatus,
-                    CanaryState, CanaryTimeout, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus)
+                    AttentionKind, AttentionStatus, CanaryState, CanaryTimeout, Hold, PrincipalKind, RunStatus, Stage,
+                    TaskSource, TaskStatus)
 from .fields import STRICT_INPUT, SeverityName
 from .usage import UsageTotals
 
@@ -183,6 +184,24 @@ class Approval(DomainModel):
     summary: dict[str, Any] = Field(default_factory=dict, description="what the gate is asked about "
                                     "(canary: how its tasks did; budget: what was used)")
     decide_by: Optional[str] = None
+
+
+class AttentionItem(DomainModel):
+    """Something that waits for a person (``GET /attention``), resolved by a person or by what
+    it was about (a gate's decision)."""
+
+    id: str
+    kind: AttentionKind
+    project_id: str
+    run_id: str
+    task_id: Optional[str] = None
+    summary: str
+    details: dict[str, Any] = Field(default_factory=dict)
+    status: AttentionStatus = AttentionStatus.open
+    created_at: str
+    resolved_by: Optional[str] = None
+    resolved_at: Optional[str] = None
+    comment: Optional[str] = None
 
 
 class Claim(DomainModel):

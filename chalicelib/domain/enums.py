@@ -115,3 +115,19 @@ class Hold(str, Enum):
     """Why a queued task may not start yet."""
 
     canary = "canary"
+
+
+class AttentionKind(str, Enum):
+    """What waits for a person: a gate to decide, a budget, the director's escalation, a task stuck
+    waiting for an agent, a queue nobody works."""
+
+    approval = "approval"
+    budget = "budget"
+    escalation = "escalation"
+    stuck = "stuck"
+    idle_queue = "idle_queue"
+
+
+class AttentionStatus(str, Enum):
+    open = "open"
+    resolved = "resolved"

@@ -17,6 +17,7 @@ API_KEY = "key"
 JOB = "job"          # job_{task ULID}_{dispatch:04d}
 CLAIM = "clm"        # clm_{random hex}
 OUTBOX = "obx"       # obx_{random hex}
+ATTENTION = "att"    # att_{ULID}
 # Secrets carry a prefix too, so a leaked one is recognisable (and scanners can find it).
 API_KEY_SECRET = "bt_"        # an API key or a job token  # nosec B105  # a prefix, not a secret
 LAUNCH_CODE_SECRET = "bl_"    # a container job's single-use launch code  # nosec B105  # a prefix, not a secret

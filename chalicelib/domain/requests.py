@@ -150,6 +150,11 @@ class AdvanceRequest(DomainModel):
         return value
 
 
+class ResolveRequest(DomainModel):
+    model_config = STRICT_INPUT
+    comment: str = Field(default="", max_length=2000)
+
+
 class RollbackRequest(DomainModel):
     model_config = STRICT_INPUT
     reason: str = Field(min_length=1, max_length=2000)

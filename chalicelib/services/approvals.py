@@ -26,6 +26,7 @@ from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, Rul
 from ..domain.messages import AnswerToken, CancelMessage, Enqueue, OutboxRecord, ResumeMessage
 from ..domain.requests import ApprovalRequest
 from . import run_effects
+from .attention import gate_opener, gate_ops, gate_resolution_ops
 from .run_effects import answer_run_wait, gate_answer
 from .runs import RunService
 from .tasks import TaskService
@@ -101,7 +102,8 @@ class ApprovalService:
         records: list[OutboxRecord] = []
         if current.get("token"):
             records.append(AnswerToken(token=current["token"], output={"next": gate_answer(gate, approve)}))
-        operations = (self.repos.approvals.decide_op(decided), *self.runs.outbox.operations(records))
+        operations = (self.repos.approvals.decide_op(decided), *self.runs.outbox.operations(records),
+                      *gate_resolution_ops(self.repos, current, by=actor, comment=comment or decided["decision"]))
 
         def waiting_here(run: dict[str, Any]) -> None:
             if RunStatus(run["status"]) != RunStatus.awaiting_approval or run.get("gate", "deploy") != gate:
@@ -137,10 +139,11 @@ class ApprovalService:
                     # The canary spent the budget: the rest waits for a raise (the budget gate).
                     effect.remove.remove("gate")
                     effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
-                    effect.operations.append(self.repos.approvals.open_op(
-                        {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
-                         "requested_at": clock.now_iso(), "summary": usage.budget_of_run(run).model_dump(mode="json")},
-                        reopen_approved=True))
+                    effect.operations += gate_ops(
+                        self.repos, {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
+                                     "requested_at": clock.now_iso(),
+                                     "summary": usage.budget_of_run(run).model_dump(mode="json")},
+                        run["project_id"], reopen_approved=True)
                 return effect
             # budget: the raised ceilings, and the run settles if every task ended meanwhile
             ceilings = dict(run.get("ceilings") or {})
@@ -155,7 +158,7 @@ class ApprovalService:
                     code="raise_too_small")
             effect.set.update({"ceilings": ceilings, "budget_state": budget.state.value})
             effect.event_data.update({"ceilings": ceilings, "budget": budget.model_dump(mode="json")})
-            run_effects.settle({**run, **effect.set}, run, effect, self.repos.approvals.open_op)
+            run_effects.settle({**run, **effect.set}, run, effect, gate_opener(self.repos))
             if "gate" in effect.set:   # every task ended meanwhile: now the deploy gate
                 effect.remove.remove("gate")
             return effect

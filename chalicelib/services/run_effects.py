@@ -70,7 +70,7 @@ def fill_request(run_id: str) -> Enqueue:
 
 
 def run_effect(before: Task, after: Task, transition: Transition, *, sfn: bool,
-               open_gate: Callable[[dict[str, Any]], dict[str, Any]],
+               open_gate: Callable[[dict[str, Any]], list[dict[str, Any]]],
                reopen: bool = False) -> Callable[[dict[str, Any]], RunEffect]:
     """Build the ``on_run`` callback: the run-level consequences, computed from the run as read."""
     deltas = counter_deltas(transition)
@@ -110,27 +110,27 @@ def canary_ended(run_item: dict[str, Any], counted: dict[str, Any]) -> bool:
 
 
 def open_canary_gate(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
-                     open_gate: Callable[..., dict[str, Any]]) -> None:
+                     open_gate: Callable[..., list[dict[str, Any]]]) -> None:
     """Ask a person whether the rest may start, with how the canary did; the run execution moves
     on to its canary gate."""
     config = run_item.get("canary") or {}
     summary = canary.outcome_of_run(counted, config.get("max_failure_rate")).summary()
     now = clock.now_iso()
     timeout = config.get("decision_timeout_seconds")
-    gate = {"run_id": run_item["id"], "gate": "canary", "status": ApprovalStatus.pending.value,
-            "requested_at": now, "summary": summary}
+    gate = {"run_id": run_item["id"], "project_id": run_item["project_id"], "gate": "canary",
+            "status": ApprovalStatus.pending.value, "requested_at": now, "summary": summary}
     if timeout:
         gate["decide_by"] = clock.plus_seconds(now, int(timeout))
         gate["on_timeout"] = config.get("on_timeout", "reject")
     effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "canary",
                        "canary_state": CanaryState.gate.value})
     effect.event_data.update({"run_status": RunStatus.awaiting_approval.value, "gate": "canary", "canary": summary})
-    effect.operations.append(open_gate(gate))
+    effect.operations += open_gate(gate)
     effect.outbox += answer_run_wait(run_item, effect, RunStatus.awaiting_approval, next_="canary")
 
 
 def settle(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
-           open_gate: Callable[..., dict[str, Any]]) -> None:
+           open_gate: Callable[..., list[dict[str, Any]]]) -> None:
     """Once every task ended: the deploy gate, success or failure (and the run execution told)."""
     new_status = status_when_all_finished(counted, bool(run_item.get("deploy_gate", True)),
                                           released=bool(run_item.get("release_task_id")))
@@ -142,9 +142,9 @@ def settle(run_item: dict[str, Any], counted: dict[str, Any], effect: RunEffect,
     effect.event_data["run_status"] = new_status.value
     if new_status == RunStatus.awaiting_approval:
         effect.set["gate"] = "deploy"
-        effect.operations.append(open_gate(
-            {"run_id": run_item["id"], "gate": "deploy", "status": ApprovalStatus.pending.value,
-             "requested_at": clock.now_iso()}))
+        effect.operations += open_gate(
+            {"run_id": run_item["id"], "project_id": run_item["project_id"], "gate": "deploy",
+             "status": ApprovalStatus.pending.value, "requested_at": clock.now_iso()})
     effect.outbox += answer_run_wait(run_item, effect, new_status)
 
 

@@ -13,13 +13,14 @@ from ..domain import canary, clock, ids, pipeline
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.entities import Claim, Run, Task
-from ..domain.enums import TERMINAL_RUN_STATUSES, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
+from ..domain.entities import AttentionItem, Claim, Run, Task
+from ..domain.enums import TERMINAL_RUN_STATUSES, AttentionKind, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
 from ..domain.requests import MAX_OUTPUTS_BYTES, AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.messages import AnswerToken
 from ..domain.pipeline import Transition
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
 from . import run_effects
+from .attention import gate_opener
 from .outbox import Outbox
 from .retries import on_fresh_read
 from .roles import RoleService
@@ -205,7 +206,7 @@ class TaskService:
         if answer_job:
             after, records = run_effects.answer_stage_job(before, after, attempt=next_attempt)
         effect_of = run_effects.run_effect(before, after, transition, sfn=self.sfn,
-                                         open_gate=self.repos.approvals.open_op, reopen=reopen)
+                                         open_gate=gate_opener(self.repos), reopen=reopen)
 
         def on_run(current: dict[str, Any]):
             if check_run:
@@ -407,11 +408,15 @@ class TaskService:
                                         "updated_at": now})
         transition = Transition("task.waiting_for_agent", task.stage, task.stage, task.status, task.status)
         waited = int((clock.parse_iso(now) - clock.parse_iso(task.enqueued_at)).total_seconds())
+        details = {"waiting_since": task.enqueued_at, "waited_seconds": waited,
+                   "queue_timeout_seconds": task.queue_timeout_seconds, "stage": task.stage.value, "job_id": task.job_id}
+        attention = AttentionItem(
+            id=new_id(ids.ATTENTION), kind=AttentionKind.stuck, project_id=task.project_id, run_id=task.run_id,
+            task_id=task.id, created_at=now, details=details,
+            summary=f"task {task.title!r} has waited {waited // 60} min at {task.stage.value} for an agent to claim it")
         try:
-            self.commit_change(task, after, transition, actor,
-                               {"waiting_since": task.enqueued_at, "waited_seconds": waited,
-                                "queue_timeout_seconds": task.queue_timeout_seconds,
-                                "stage": task.stage.value, "job_id": task.job_id}, answer_job=False)
+            self.commit_change(task, after, transition, actor, details, answer_job=False,
+                               extra_operations=(self.repos.attention.open_op(attention),))
         except ConflictError:
             return False
         return True

@@ -19,6 +19,7 @@ from ..domain.errors import ConflictError, NotFoundError
 from ..domain.ids import is_valid_id
 from ..domain.progress import apply_deltas
 from ..domain.usage import BUDGET_ORDER, BudgetState, RunUsage, UsageReport
+from .attention import gate_ops
 from .retries import on_fresh_read
 from .runs import RunService
 from .tasks import TaskService
@@ -86,10 +87,10 @@ class UsageService:
                     return effect   # it waits at another gate; the budget is asked when it goes on
                 effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
                 effect.event_data["run_status"] = RunStatus.awaiting_approval.value
-                effect.operations.append(self.repos.approvals.open_op(
-                    {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
-                     "requested_at": clock.now_iso(), "summary": now_budget.model_dump(mode="json")},
-                    reopen_approved=True))
+                effect.operations += gate_ops(
+                    self.repos, {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
+                                 "requested_at": clock.now_iso(), "summary": now_budget.model_dump(mode="json")},
+                    current["project_id"], reopen_approved=True)
             return effect
 
         action = "budget.exhausted" if budget.state == BudgetState.exhausted else "budget.warning"

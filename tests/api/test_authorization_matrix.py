@@ -36,9 +36,10 @@ import pytest
 
 from chalicelib.adapters.dynamodb import keyspace as store_keys
 from chalicelib.adapters.dynamodb.codec import serialize
-from chalicelib.domain import clock, pipeline
+from chalicelib.domain import clock, ids, pipeline
 from chalicelib.domain.auth import Principal
-from chalicelib.domain.enums import PrincipalKind, TaskStatus
+from chalicelib.domain.entities import AttentionItem
+from chalicelib.domain.enums import AttentionKind, PrincipalKind, TaskStatus
 from chalicelib.domain.requests import ClaimRequest, KeyCreate
 from chalicelib.services.api_keys import hash_key
 from tests.support.api import Api, relax_roles, start_run
@@ -84,6 +85,9 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # usage: reported like evidence (an agent under its live claim), read like progress
     ("POST",   "/tasks/{task_id}/usage"):           (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
     ("GET",    "/runs/{run_id}/usage"):             (401, 401, 200, 200, 404, 200, 200, 404, 403, 403, 403),
+    # attention: everyone reads what waits in its projects; humans and admins resolve
+    ("GET",    "/attention"):                       (401, 401, 200, 200, 200, 200, 200, 200, 403, 403, 403),
+    ("POST",   "/attention/{item_id}/resolve"):     (401, 401, 200, 200, 404, 403, 403, 404, 403, 403, 403),
     # tasks and the queue (heartbeat and advance: the claim is in the body, no Baton-Claim needed)
     ("GET",    "/tasks/{task_id}"):                 (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
     ("POST",   "/queue/claim"):                     (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
@@ -410,6 +414,15 @@ def target_uploaded_proof(world: World, who: str) -> Target:
                   claim_of(world, who, task_id))
 
 
+def target_attention(world: World, who: str) -> Target:
+    """An open attention item of project alpha (a task reported stuck), fresh for each case."""
+    item = AttentionItem(id=ids.new_id(ids.ATTENTION), kind=AttentionKind.stuck, project_id=PROJECT_A,
+                         run_id=world.run_a["id"], summary=f"stuck {who}", created_at=clock.now_iso())
+    repos = world.services.repos
+    repos.table.transact([repos.attention.open_op(item)])
+    return Target({"item_id": item.id}, {"comment": "seen"}, None, {item.id, f"stuck {who}"})
+
+
 def target_redeem(world: World, who: str) -> Target:
     """A real job with its launch code: only that code redeems it; any key naming the job is 403."""
     task_id, title = fresh_titled_task(world)
@@ -428,6 +441,7 @@ TARGETS: dict[tuple[str, str], Callable[[World, str], Target]] = {
     ("DELETE", "/runs/{run_id}"): target_fresh_run,
     ("POST", "/runs/{run_id}/tasks"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"title": fresh(w, who)}),
     ("POST", "/runs/{run_id}/approvals/{gate}"): target_gate,
+    ("POST", "/attention/{item_id}/resolve"): target_attention,
     ("POST", "/runs/{run_id}/rollback"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"reason": "matrix"}),
     ("POST", "/tasks/{task_id}/usage"): target_evidence({"model": "m", "tokens_in": 1, "tokens_out": 1,
                                                          "cost_usd": 0.01}),

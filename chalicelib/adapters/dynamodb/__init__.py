@@ -7,7 +7,7 @@
   the run's counters and the next event in one transaction.
 * One repository per aggregate, each owning its items (``to_item``/``from_item``), its keys and
   its conditions: projects, runs, tasks, jobs, handoffs, proofs, findings, credentials (API
-  keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up).
+  keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up), attention (what waits for a person).
 
 Services get them all as one ``Repositories`` (built once per container by ``bootstrap``).
 """
@@ -21,6 +21,7 @@ from ...domain.entities import Project
 from . import keyspace
 
 from .approvals import ApprovalRepository
+from .attention import AttentionRepository
 from .audit import AuditLog, Committed, RunEffect
 from .credentials import CredentialRepository
 from .findings import FindingRepository
@@ -54,6 +55,7 @@ class Repositories:
     roles: RoleRepository
     settings: SettingsRepository
     usage: UsageRepository
+    attention: AttentionRepository
 
     @property
     def client(self) -> Any:
@@ -79,10 +81,11 @@ def build_repositories(client: Any, table_name: str) -> Repositories:
                         handoffs=HandoffRepository(table, tasks), proofs=ProofRepository(table, tasks),
                         findings=FindingRepository(table), credentials=CredentialRepository(table), outbox=outbox,
                         approvals=ApprovalRepository(table), roles=RoleRepository(table),
-                        settings=SettingsRepository(table), usage=UsageRepository(table))
+                        settings=SettingsRepository(table), usage=UsageRepository(table),
+                        attention=AttentionRepository(table))
 
 
-__all__ = ["ApprovalRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
+__all__ = ["ApprovalRepository", "AttentionRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
            "HandoffRepository", "JobRepository", "OutboxRepository", "Page", "ProjectRepository", "ProofRepository",
            "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "Table",
            "TaskRepository", "TransactionCancelledError", "UsageRepository", "build_repositories"]

@@ -243,3 +243,19 @@ def gate_due_entry(decide_by: str, run_id: str, gate: str) -> dict[str, str]:
     """A pending gate with a decision deadline, by deadline (sparse, gsi3): the sweeper applies
     ``on_timeout`` to the overdue ones with one key-range query."""
     return {"gsi3pk": GATES_DUE_PARTITION, "gsi3sk": f"{decide_by}#{run_id}#{gate}"}
+
+
+def attention(item_id: str) -> dict[str, str]:
+    return {"pk": f"ATTENTION#{item_id}", "sk": META}
+
+
+def attention_of_project(project_id: str, status: str) -> str:
+    return f"PROJECT#{project_id}#ATTENTION#{status}"
+
+
+def attention_entries(project_id: str, status: str, created_at: str, item_id: str) -> dict[str, str]:
+    """An attention item in its project's list (gsi1) and in everyone's (gsi3, for admins), by
+    status, newest first (read descending)."""
+    sort = f"{created_at}#{item_id}"
+    return {"gsi1pk": attention_of_project(project_id, status), "gsi1sk": sort,
+            "gsi3pk": f"ATTENTION#{status}", "gsi3sk": sort}
