@@ -63,14 +63,67 @@ def text(value: Any, style: str = "") -> Text:
 
 STATUS_STYLES = {
     "succeeded": "green", "done": "green", "approved": "green", "stored": "green", "pass": "green",  # nosec B105  # a colour name
+    "ok": "green",
     "running": "cyan", "in_progress": "cyan", "accepted": "cyan",
-    "queued": "", "pending": "yellow", "created": "", "awaiting_approval": "yellow bold",
-    "failed": "red", "killed": "red", "cancelled": "red", "rejected": "red", "fail": "red",
+    "queued": "", "pending": "yellow", "created": "", "awaiting_approval": "yellow bold", "held": "yellow",
+    "gate": "yellow bold", "warning": "yellow",
+    "failed": "red", "killed": "red", "cancelled": "red", "rejected": "red", "fail": "red", "exhausted": "red",
+    "rolled_back": "magenta",
+}
+
+# Where a task came from: people's tasks plain, the ones the pipeline made (fixes) yellow, the cicd
+# role's release cyan and its rollback magenta (the colour of a rolled_back run).
+SOURCE_STYLES = {
+    "manual": "", "finding": "yellow", "bug_report": "yellow", "release": "cyan", "rollback": "magenta",
 }
 
 
 def status_text(status: Optional[str]) -> Text:
     return text(status, STATUS_STYLES.get(status or "", ""))
+
+
+def source_text(source: Optional[str]) -> Text:
+    return text(source, SOURCE_STYLES.get(source or "", ""))
+
+
+def task_status_text(task: dict[str, Any]) -> Text:
+    """A task's status, ``queued (held: canary)`` while its run's canary holds it back."""
+    if task.get("held") and task.get("status") == "queued":
+        return text(f"queued (held: {task['held']})", STATUS_STYLES["held"])
+    return status_text(task.get("status"))
+
+
+def canary_badge(task: dict[str, Any]) -> Text:
+    """``canary`` for a task of its run's canary (it goes first), else nothing."""
+    return Text("canary", style="yellow") if task.get("canary") else Text("")
+
+
+def usd(amount: Any) -> str:
+    """``$25.00``, ``$0.0123``: cents, or four decimals below $10 when cents would hide something;
+    ``-`` when there is no amount."""
+    if amount is None:
+        return "-"
+    value = float(amount)
+    return f"${value:,.2f}" if abs(value) >= 10 or round(value, 2) == value else f"${value:,.4f}"
+
+
+def count(amount: Any) -> str:
+    """``1,234,567``; ``-`` when there is no amount."""
+    return "-" if amount is None else f"{int(amount):,}"
+
+
+def duration(seconds: Any) -> str:
+    """``42.0s``, ``3m 05s``, ``2h 03m``."""
+    if seconds is None:
+        return "-"
+    value = float(seconds)
+    if value < 60:
+        return f"{value:.1f}s"
+    minutes, secs = divmod(int(round(value)), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
 
 
 def short_time(value: Optional[str]) -> str:

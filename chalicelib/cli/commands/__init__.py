@@ -12,7 +12,8 @@ from . import agents, approvals, demo, handoffs, keys, local, projects, proofs, 
 
 SECTIONS: list[tuple[str, list[click.Command]]] = [
     ("Local stack", [local.up, local.status, demo.demo]),
-    ("Projects and runs", [projects.project, runs.run, tasks.task, approvals.approve]),
+    ("Projects and runs", [projects.project, runs.run, tasks.task, approvals.approve,
+                           approvals.reject]),
     ("Working a task (external agents)", [agents.claim, agents.heartbeat, agents.advance, handoffs.handoff,
                                           proofs.proof, demo.agent]),
     ("Administration", [roles.roles, keys.keys]),

@@ -1,0 +1,319 @@
+"""The CLI's gates, without a server: ``approve``/``reject`` at the canary, deploy and budget gates, and
+the live view's gate, canary, tasks and cost. A fake client stands in for the API: it records every
+request and answers from a table (or raises the ``ApiError`` a refusing API would)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Callable, Iterator, Optional
+
+import pytest
+from click.testing import CliRunner, Result
+
+from chalicelib.agent.client import ApiError
+from chalicelib.cli import output, watch as watching
+from chalicelib.cli.errors import ExitCode
+from chalicelib.cli.main import cli
+
+ENV = {"BATON_API_URL": "http://baton.test", "BATON_API_KEY": "bt_test", "BATON_CONFIG": None, "COLUMNS": "200"}
+RUN_ID = "run_01TEST"
+
+Answer = Any   # a value, an ApiError to raise, a list (one item per call, the last repeated) or a callable(body)
+
+
+class FakeApi:
+    """The ``CliClient`` the commands get: ``answers[(METHOD, path)]`` (path without its query)."""
+
+    base_url = "http://baton.test"
+
+    def __init__(self, answers: Optional[dict[tuple[str, str], Answer]] = None):
+        self.answers: dict[tuple[str, str], Answer] = dict(answers or {})
+        self.calls: list[tuple[str, str, Any]] = []
+
+    def _answer(self, method: str, path: str, body: Any = None) -> Any:
+        self.calls.append((method, path, body))
+        key = (method, path.split("?", 1)[0])
+        if key not in self.answers:
+            raise ApiError(404, "not_found", f"no fake answer for {method} {path}")
+        answer = self.answers[key]
+        if isinstance(answer, list):
+            answer = answer.pop(0) if len(answer) > 1 else answer[0]
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer(body) if callable(answer) else answer
+
+    def get(self, path: str) -> Any:
+        return self._answer("GET", path)
+
+    def post(self, path: str, body: Any = None, headers: Optional[dict[str, str]] = None) -> Any:
+        return self._answer("POST", path, body if body is not None else {})
+
+    def delete(self, path: str) -> Any:
+        return self._answer("DELETE", path)
+
+    def collect(self, path: str, limit: Optional[int] = None, **params: Any) -> list[dict[str, Any]]:
+        page = self._answer("GET", path)
+        return (page or {}).get("items", []) if isinstance(page, dict) else list(page)
+
+    def sent(self, method: str, path: str) -> list[Any]:
+        """The bodies of the requests ``method path`` (query ignored), in order."""
+        return [body for m, p, body in self.calls if m == method and p.split("?", 1)[0] == path]
+
+
+@pytest.fixture
+def api(monkeypatch) -> FakeApi:
+    fake = FakeApi()
+    monkeypatch.setattr(sys.modules["chalicelib.cli.main"], "CliClient", lambda *args, **kwargs: fake)
+    return fake
+
+
+def baton(*args: str, input: Optional[str] = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=ENV, input=input)
+
+
+def a_run(status: str = "running", **extra: Any) -> dict[str, Any]:
+    return {"id": RUN_ID, "project_id": "demo", "title": "sprint", "status": status, "stages": ["dev", "qa"],
+            "deploy_gate": True, "created_at": "2026-01-01T00:00:00Z", "created_by": "admin:me",
+            "updated_at": "2026-01-01T00:00:01Z",
+            "progress": {"total": 3, "by_stage": {"dev": 2, "complete": 1}, "by_status": {"queued": 2, "done": 1},
+                         "percent_complete": 33.3}, **extra}
+
+
+CANARY_SUMMARY = {"tasks": 2, "passed": 1, "failed": 1, "loop_backs": 2, "fix_tasks": 1, "cost_usd": 0.4215,
+                  "failure_rate": 0.5, "max_failure_rate": 0.2, "exceeded": True,
+                  "warning": "50% of the canary tasks failed or looped back, more than max_failure_rate 20%: the "
+                             "rest starts only if a person approves"}
+
+
+def totals(tokens_in: int, tokens_out: int, cost: float, reports: int, cached: int = 0,
+           wall: float = 12.5) -> dict[str, Any]:
+    return {"tokens_in": tokens_in, "tokens_out": tokens_out, "tokens_cached": cached, "cost_usd": cost,
+            "wall_seconds": wall, "reports": reports}
+
+
+USAGE = {
+    "total": totals(150_000, 30_000, 4.25, 5, cached=90_000, wall=125.0),
+    "by_stage": {"qa": totals(50_000, 10_000, 1.0, 2), "dev": totals(100_000, 20_000, 3.25, 3, cached=90_000)},
+    "by_role": {"qa": totals(50_000, 10_000, 1.0, 2), "dev": totals(100_000, 20_000, 3.25, 3, cached=90_000)},
+    "by_agent": {"runner-a": totals(150_000, 30_000, 4.25, 5)},
+    "by_model": {"claude-haiku-4-5": totals(50_000, 10_000, 0.5, 2),
+                 "claude-sonnet-4-5": totals(100_000, 20_000, 3.75, 3)},
+    "budget": {"max_cost_usd": 5.0, "max_tokens": 1_000_000, "used_fraction": 0.85, "state": "warning"},
+}
+
+
+# --------------------------------------------------------------------------- approve / reject
+
+
+def decided(gate: str, status: str) -> Callable[[Any], dict[str, Any]]:
+    return lambda body: {"gate": gate, "status": status, "requested_at": "2026-01-01T00:00:00Z",
+                         "decision": body["decision"], "comment": body["comment"], "summary": {}}
+
+
+def test_approve_keeps_its_old_invocations(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/deploy")] = [decided("deploy", "approved"),
+                                                                 decided("deploy", "rejected")]
+    approved = baton("approve", RUN_ID)
+    rejected = baton("approve", RUN_ID, "--gate", "deploy", "--reject", "--comment", "not clean")
+    assert approved.exit_code == rejected.exit_code == 0, approved.output + rejected.output
+    assert api.sent("POST", f"/runs/{RUN_ID}/approvals/deploy") == [
+        {"decision": "approve", "comment": ""}, {"decision": "reject", "comment": "not clean"}]
+    assert f"Gate deploy of run {RUN_ID}: approved; the release task (stage cicd) starts now" in approved.stdout
+    assert f"Gate deploy of run {RUN_ID}: rejected; the run fails" in rejected.stdout
+
+
+def test_approve_the_canary_gate(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/canary")] = decided("canary", "approved")
+    result = baton("approve", RUN_ID, "--gate", "canary", "--comment", "looks right")
+    assert result.exit_code == 0, result.output
+    assert api.sent("POST", f"/runs/{RUN_ID}/approvals/canary") == [{"decision": "approve", "comment": "looks right"}]
+    assert f"Gate canary of run {RUN_ID}: approved; the held tasks start now" in result.stdout
+
+
+def test_approve_the_budget_gate_raises_it(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/budget")] = decided("budget", "approved")
+    result = baton("approve", RUN_ID, "--gate", "budget", "--raise-cost", "10", "--raise-tokens", "250000")
+    assert result.exit_code == 0, result.output
+    assert api.sent("POST", f"/runs/{RUN_ID}/approvals/budget") == [
+        {"decision": "approve", "comment": "", "raise_cost_usd": 10.0, "raise_tokens": 250_000}]
+    assert (f"Gate budget of run {RUN_ID}: approved (+$10.00, +250,000 tokens); the run goes on with its raised "
+            "budget") in result.stdout
+
+
+def test_reject_is_the_counterpart_of_approve(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/canary")] = decided("canary", "rejected")
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/deploy")] = decided("deploy", "rejected")
+    canary = baton("reject", RUN_ID, "--gate", "canary", "--comment", "two loop-backs")
+    deploy = baton("reject", RUN_ID)
+    assert canary.exit_code == deploy.exit_code == 0, canary.output + deploy.output
+    assert api.sent("POST", f"/runs/{RUN_ID}/approvals/canary") == [{"decision": "reject", "comment": "two loop-backs"}]
+    assert api.sent("POST", f"/runs/{RUN_ID}/approvals/deploy") == [{"decision": "reject", "comment": ""}]
+    assert "the held tasks are cancelled and the run fails" in canary.stdout
+    assert f"Gate deploy of run {RUN_ID}: rejected; the run fails" in deploy.stdout
+
+
+def test_approve_json_prints_the_decision(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/canary")] = decided("canary", "approved")
+    result = baton("approve", RUN_ID, "--gate", "canary", "--json")
+    assert json.loads(result.stdout)["status"] == "approved"
+
+
+@pytest.mark.parametrize("error, shown", [
+    (ApiError(409, "gate_not_pending", f"the canary gate of run {RUN_ID} is approved; only a pending gate can be "
+                                       "decided"),
+     f"baton: the canary gate of run {RUN_ID} is approved; only a pending gate can be decided (409 gate_not_pending)"),
+    (ApiError(400, "raise_required", "approving the budget gate raises the budget: give raise_cost_usd or "
+                                     "raise_tokens (how much more the run may use)"),
+     "give raise_cost_usd or raise_tokens (how much more the run may use) (400 raise_required)"),
+    (ApiError(422, "raise_too_small", f"the raise leaves run {RUN_ID} at 104% of its budget; raise it further."),
+     f"baton: the raise leaves run {RUN_ID} at 104% of its budget; raise it further (422 raise_too_small)"),
+])
+def test_a_refused_decision_shows_the_apis_reason(api, error, shown):
+    gate = "canary" if error.status == 409 else "budget"
+    api.answers[("POST", f"/runs/{RUN_ID}/approvals/{gate}")] = error
+    result = baton("approve", RUN_ID, "--gate", gate, *(["--raise-cost", "0.01"] if error.status == 422 else []))
+    assert result.exit_code == ExitCode.FAILED
+    assert shown in result.stderr
+    assert not result.stdout
+
+
+def test_an_unknown_gate_is_a_usage_error(api):
+    result = baton("approve", RUN_ID, "--gate", "release")
+    assert result.exit_code == ExitCode.USAGE and "'release' is not one of 'canary', 'deploy', 'budget'" in result.stderr
+    assert not api.calls
+
+
+# --------------------------------------------------------------------------- the live view
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sequence(*runs: dict[str, Any], clock: Optional[Clock] = None, step: float = 1.0) -> Callable[[], dict[str, Any]]:
+    """The runs in order, one per poll (the clock moves ``step`` seconds before each after the first)."""
+    items: Iterator[dict[str, Any]] = iter(runs)
+    first = [True]
+
+    def fetch() -> dict[str, Any]:
+        if clock is not None and not first[0]:
+            clock.now += step
+        first[0] = False
+        return next(items)
+
+    return fetch
+
+
+def counting(answer: Any, calls: list[str], name: str) -> Callable[[], Any]:
+    def read() -> Any:
+        calls.append(name)
+        if isinstance(answer, ApiError):
+            raise answer
+        return answer
+    return read
+
+
+CANARY = {"fraction": 0.34, "min_tasks": 1}
+TASKS = [{"title": "add login", "stage": "qa", "status": "in_progress", "canary": True, "iteration": 1,
+          "source": "manual"},
+         {"title": "fix parser", "stage": "dev", "status": "queued", "held": "canary", "iteration": 1,
+          "source": "manual"},
+         {"title": "write docs", "stage": "dev", "status": "queued", "held": "canary", "iteration": 1,
+          "source": "manual"}]
+
+
+def test_plain_watch_shows_the_canary_then_its_gate_with_the_summary_and_how_to_decide(capsys):
+    calls: list[str] = []
+    approvals = [{"gate": "canary", "status": "pending", "requested_at": "2026-01-01T00:00:00Z",
+                  "summary": CANARY_SUMMARY, "decide_by": "2026-01-02T00:00:00Z", "on_timeout": "approve"}]
+    extras = watching.Extras(approvals=counting(approvals, calls, "approvals"), tasks=counting(TASKS, calls, "tasks"),
+                             usage=counting(USAGE, calls, "usage"))
+    fetch = sequence(a_run(canary=CANARY, canary_state="running"),
+                     *[a_run("awaiting_approval", gate="canary", canary=CANARY, canary_state="gate")] * 3,
+                     a_run("killed", canary=CANARY, canary_state="gate"))
+    code, last = watching.watch(fetch, live=False, sleep=lambda _: None, extras=extras)
+    assert code == ExitCode.FAILED and last["status"] == "killed"
+    out = capsys.readouterr().out
+    assert "running · 33% of 3 tasks · 2 queued · 1 done · cost $4.25 · budget 85% warning" in out
+    assert "canary running: 0/1 canary task(s) ended, 2 held (the rest waits for the canary gate)" in out
+    assert "awaiting_approval (canary gate)" in out
+    assert out.count("canary gate pending: 2 canary task(s): 1 passed, 1 failed, 2 loop-back(s), 1 fix task(s); "
+                     "failure rate 50% (max 20%, exceeded); cost $0.4215") == 1
+    assert "warning: 50% of the canary tasks failed or looped back" in out
+    # exceeded: a timeout never approves, whatever on_timeout says
+    assert "if no one decides by 2026-01-02 00:00:00 UTC, the gate is rejected (on_timeout)" in out
+    assert out.count(f"baton approve {RUN_ID} --gate canary") == 1 and f"baton reject {RUN_ID} --gate canary" in out
+    assert calls.count("approvals") == 1   # read once when the gate opened, not at every poll
+    assert calls.count("usage") == 1       # no clock moved: never read again within `every` seconds
+
+
+def test_watch_reads_the_usage_at_most_every_few_seconds():
+    clock = Clock()
+    calls: list[str] = []
+    extras = watching.Extras(usage=counting(USAGE, calls, "usage"), every=5.0, clock=clock)
+    fetch = sequence(*[a_run()] * 12, a_run("succeeded"), clock=clock, step=1.0)
+    code, _ = watching.watch(fetch, live=False, sleep=lambda _: None, extras=extras)
+    assert code == ExitCode.OK
+    assert calls.count("usage") == 3   # at 0 s, 5 s and 10 s of 12 s
+
+
+def test_watch_reads_the_tasks_of_a_small_run_only_and_drops_what_the_api_refuses(capsys):
+    calls: list[str] = []
+    big = a_run()
+    big["progress"] = {**big["progress"], "total": watching.TASK_TABLE_LIMIT + 1}
+    extras = watching.Extras(tasks=counting(TASKS, calls, "tasks"),
+                             usage=counting(ApiError(404, "not_found", "no such route"), calls, "usage"), every=0)
+    watching.watch(sequence(big, big, a_run("succeeded")), live=False, sleep=lambda _: None, extras=extras)
+    assert calls == ["usage", "tasks"]   # the big run's tasks are never read; a 404 usage is not asked again
+    assert "cost" not in capsys.readouterr().out
+
+
+def test_live_watch_shows_the_gate_the_tasks_with_the_canary_badge_and_held_state(capsys):
+    approvals = [{"gate": "canary", "status": "pending", "requested_at": "2026-01-01T00:00:00Z",
+                  "summary": CANARY_SUMMARY}]
+    extras = watching.Extras(approvals=lambda: approvals, tasks=lambda: TASKS, usage=lambda: USAGE)
+    fetch = sequence(a_run("awaiting_approval", gate="canary", canary=CANARY, canary_state="gate"))
+    code, _ = watching.watch(fetch, until_gate=True, live=True, sleep=lambda _: None, extras=extras)
+    assert code == ExitCode.OK
+    out = capsys.readouterr().out   # without a terminal, the live view prints its last frame
+    assert "awaiting_approval (canary gate)" in out and "canary ended: 0/1 canary task(s) ended, 2 held" in out
+    assert "canary gate pending: 2 canary task(s): 1 passed" in out
+    assert "warning: 50% of the canary tasks failed or looped back" in out
+    assert "queued (held: canary)" in out
+    assert any("add login" in line and "canary" in line for line in out.splitlines())
+    assert "cost $4.25" in out
+
+
+def test_watch_until_gate_stops_at_any_gate_and_names_it_in_its_hint(capsys):
+    budget = a_run("awaiting_approval", gate="budget")
+    code, _ = watching.watch(sequence(budget), until_gate=True, live=False, sleep=lambda _: None)
+    assert code == ExitCode.OK
+    watching.watch(sequence(budget, a_run("failed")), live=False, sleep=lambda _: None)
+    out = capsys.readouterr().out
+    assert f"baton approve {RUN_ID} --gate budget --raise-cost USD" in out
+
+
+def test_a_rolled_back_run_has_ended_and_did_not_succeed():
+    assert watching.outcome(a_run("rolled_back"), until_gate=False) == ExitCode.FAILED
+    assert "rolled_back" in watching.ENDED
+    assert output.STATUS_STYLES["rolled_back"] and output.SOURCE_STYLES["rollback"]
+    assert output.source_text("rollback").style == output.SOURCE_STYLES["rollback"]
+
+
+# --------------------------------------------------------------------------- amounts and durations
+
+
+@pytest.mark.parametrize("amount, shown", [(25, "$25.00"), (4.25, "$4.25"), (0.4215, "$0.4215"), (0, "$0.00"),
+                                           (1234.5, "$1,234.50"), (12.3456, "$12.35"), (None, "-")])
+def test_amounts_show_cents_unless_cents_would_hide_something(amount, shown):
+    assert output.usd(amount) == shown
+
+
+@pytest.mark.parametrize("seconds, shown", [(0.25, "0.2s"), (42, "42.0s"), (125, "2m 05s"), (7380, "2h 03m")])
+def test_durations_read_at_a_glance(seconds, shown):
+    assert output.duration(seconds) == shown
