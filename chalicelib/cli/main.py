@@ -173,6 +173,7 @@ Examples:
   baton up                                   # start the local stack (another terminal)
   baton project create demo --repo https://github.com/example/demo.git
   baton run start --project demo --tasks tasks.yaml --watch
+  baton run start --project demo --tasks tasks.yaml --canary 10% --max-cost 25
   baton approve RUN_ID --gate deploy
 """
 
@@ -191,8 +192,8 @@ def cli(ctx: click.Context, api_url: Optional[str], api_key: Optional[str], clai
     """Baton: drive multi-agent software pipelines from the terminal.
 
     Create projects, start runs whose tasks move through dev → qa → sec → docs, watch them, work
-    tasks as an external agent (claim, heartbeat, handoff, proofs, advance), approve deployments,
-    and manage roles and API keys. Every command has --help.
+    tasks as an external agent (claim, heartbeat, handoff, proofs, advance), decide their gates
+    (canary, deploy, budget), and manage roles and API keys. Every command has --help.
     """
     ctx.obj = CliContext(api_url, api_key, debug, claim_id)
 

@@ -1,10 +1,12 @@
-"""The CLI's gates, without a server: ``approve``/``reject`` at the canary, deploy and budget gates, and
-the live view's gate, canary, tasks and cost. A fake client stands in for the API: it records every
-request and answers from a table (or raises the ``ApiError`` a refusing API would)."""
+"""The CLI's gates and budgets, without a server: ``run start --canary/--max-*``, ``approve``/``reject``
+at the canary, deploy and budget gates, ``run usage``, ``run rollback``, and the live view's gate,
+canary, tasks and cost. A fake client stands in for the API: it records every request and answers
+from a table (or raises the ``ApiError`` a refusing API would)."""
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from typing import Any, Callable, Iterator, Optional
 
@@ -103,6 +105,94 @@ USAGE = {
 }
 
 
+# --------------------------------------------------------------------------- run start
+
+
+@pytest.fixture
+def tasks_file(tmp_path) -> str:
+    path = tmp_path / "tasks.yaml"
+    path.write_text("- add login\n- fix the parser\n- write docs\n")
+    return str(path)
+
+
+def created(body: dict[str, Any]) -> dict[str, Any]:
+    """What the API answers to POST /projects/demo/runs: the run, with the defaults it fills."""
+    ceilings = {"max_tasks": None, "max_fix_tasks": 50, "max_cost_usd": None, "max_tokens": None,
+                **body.get("ceilings", {})}
+    canary = {"min_tasks": 1, "max_failure_rate": None, "decision_timeout_seconds": None, "on_timeout": "reject",
+              **body["canary"]} if "canary" in body else None
+    return a_run(stages=["dev", "qa", "sec", "docs"], canary=canary, ceilings=ceilings)
+
+
+def test_run_start_sends_the_canary_and_the_ceilings_given(api, tasks_file):
+    api.answers[("POST", "/projects/demo/runs")] = created
+    result = baton("run", "start", "-p", "demo", "--tasks", tasks_file, "--canary", "0.1", "--canary-min-tasks", "2",
+                   "--canary-max-failure-rate", "20%", "--canary-timeout", "3600", "--canary-on-timeout", "approve",
+                   "--max-cost", "25", "--max-tokens", "5000000", "--max-tasks", "40", "--max-fix-tasks", "5")
+    assert result.exit_code == 0, result.output
+    body = api.sent("POST", "/projects/demo/runs")[0]
+    assert body["canary"] == {"fraction": 0.1, "min_tasks": 2, "max_failure_rate": 0.2,
+                              "decision_timeout_seconds": 3600, "on_timeout": "approve"}
+    assert body["ceilings"] == {"max_tasks": 40, "max_fix_tasks": 5, "max_cost_usd": 25.0, "max_tokens": 5_000_000}
+    assert f"Started run {RUN_ID} in demo: 3 task(s)" in result.stdout
+    assert ("canary: 10% of the tasks (at least 2) first; max failure rate 20%; approve after 3600s undecided; the "
+            f"rest is held until the canary gate (baton approve {RUN_ID} --gate canary)") in result.stdout
+    assert "ceilings: max $25.00, 5,000,000 tokens, 40 tasks, 5 fix tasks" in result.stdout
+
+
+def test_run_start_sends_only_what_was_asked(api, tasks_file):
+    api.answers[("POST", "/projects/demo/runs")] = created
+    plain = baton("run", "start", "-p", "demo", "--tasks", tasks_file)
+    assert plain.exit_code == 0, plain.output
+    assert "canary" not in api.sent("POST", "/projects/demo/runs")[0]
+    assert "ceilings" not in api.sent("POST", "/projects/demo/runs")[0]
+    assert "canary:" not in plain.stdout and "ceilings:" not in plain.stdout
+    percent = baton("run", "start", "-p", "demo", "--tasks", tasks_file, "--canary", "25%", "--max-cost", "2.5")
+    assert percent.exit_code == 0, percent.output
+    assert api.sent("POST", "/projects/demo/runs")[1]["canary"] == {"fraction": 0.25}
+    assert api.sent("POST", "/projects/demo/runs")[1]["ceilings"] == {"max_cost_usd": 2.5}
+
+
+def test_run_start_json_prints_the_created_run(api, tasks_file):
+    api.answers[("POST", "/projects/demo/runs")] = created
+    result = baton("run", "start", "-p", "demo", "--tasks", tasks_file, "--canary", "0.5", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["canary"]["fraction"] == 0.5
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--canary-min-tasks", "2"], "give its share too"),
+    (["--canary-on-timeout", "approve"], "give its share too"),
+    (["--canary", "a tenth"], "is not a fraction such as 0.1 or 10%"),
+    (["--canary-on-timeout", "maybe", "--canary", "0.1"], "'maybe' is not one of 'reject', 'approve'"),
+    (["--max-tokens", "lots"], "'lots' is not a valid integer"),
+])
+def test_run_start_refuses_what_cannot_be_sent(api, tasks_file, args, message):
+    result = baton("run", "start", "-p", "demo", "--tasks", tasks_file, *args)
+    assert result.exit_code == ExitCode.USAGE
+    assert message in result.stderr
+    assert not api.calls
+
+
+def test_run_start_shows_the_apis_refusal_and_its_details(api, tasks_file):
+    api.answers[("POST", "/projects/demo/runs")] = ApiError(
+        400, "invalid_input", "invalid body: canary.fraction", [
+            {"loc": ["canary", "fraction"], "msg": "Input should be less than or equal to 0.5"}])
+    result = baton("run", "start", "-p", "demo", "--tasks", tasks_file, "--canary", "0.9")
+    assert result.exit_code == ExitCode.FAILED
+    assert "baton: invalid body: canary.fraction (400 invalid_input)" in result.stderr
+    assert "canary.fraction: Input should be less than or equal to 0.5" in result.stderr
+    assert api.sent("POST", "/projects/demo/runs")[0]["canary"] == {"fraction": 0.9}   # the API decides the range
+
+
+def test_run_start_shows_a_rule_violation(api, tasks_file):
+    api.answers[("POST", "/projects/demo/runs")] = ApiError(
+        422, "too_many_tasks", "the run would have 3 tasks, more than its max_tasks 2")
+    result = baton("run", "start", "-p", "demo", "--tasks", tasks_file, "--max-tasks", "2")
+    assert result.exit_code == ExitCode.FAILED
+    assert "baton: the run would have 3 tasks, more than its max_tasks 2 (422 too_many_tasks)" in result.stderr
+
+
 # --------------------------------------------------------------------------- approve / reject
 
 
@@ -182,6 +272,114 @@ def test_an_unknown_gate_is_a_usage_error(api):
     result = baton("approve", RUN_ID, "--gate", "release")
     assert result.exit_code == ExitCode.USAGE and "'release' is not one of 'canary', 'deploy', 'budget'" in result.stderr
     assert not api.calls
+
+
+# --------------------------------------------------------------------------- run usage
+
+
+def test_run_usage_prints_tables_by_stage_role_model_and_agent_then_the_total_and_budget(api):
+    api.answers[("GET", f"/runs/{RUN_ID}/usage")] = USAGE
+    result = baton("run", "usage", RUN_ID)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    for title in ("By stage", "By role", "By model", "By agent"):
+        assert title in out
+    assert out.index("By stage") < out.index("By role") < out.index("By model") < out.index("By agent")
+    stage_rows = [line.split()[0] for line in out.split("By stage")[1].split("By role")[0].splitlines()
+                  if line.startswith(("dev", "qa"))]
+    assert stage_rows == ["dev", "qa"]   # pipeline order, not the API's
+    model_rows = [line.split()[0] for line in out.split("By model")[1].splitlines() if line.startswith("claude")]
+    assert model_rows == ["claude-sonnet-4-5", "claude-haiku-4-5"]   # the costliest first
+    assert "100,000" in out and "$3.25" in out and "90,000" in out
+    assert "tokens in 150,000 · tokens out 30,000 · cached 90,000 · cost $4.25 · wall 2m 05s · reports 5" in out
+    assert "$4.25 of $5.00 · 180,000 of 1,000,000 tokens · 85% used: warning" in out
+
+
+def test_run_usage_without_reports_or_ceilings(api):
+    empty = totals(0, 0, 0.0, 0, wall=0.0)
+    api.answers[("GET", f"/runs/{RUN_ID}/usage")] = {
+        "total": empty, "by_stage": {}, "by_role": {}, "by_agent": {}, "by_model": {},
+        "budget": {"max_cost_usd": None, "max_tokens": None, "used_fraction": 0.0, "state": "ok"}}
+    result = baton("run", "usage", RUN_ID)
+    assert result.exit_code == 0, result.output
+    assert f"run {RUN_ID}: no usage reported yet" in result.stdout and "By stage" not in result.stdout
+    assert "no ceiling" in result.stdout
+
+
+def test_run_usage_json_prints_the_raw_answer(api):
+    api.answers[("GET", f"/runs/{RUN_ID}/usage")] = USAGE
+    result = baton("run", "usage", RUN_ID, "--json")
+    assert result.exit_code == 0 and json.loads(result.stdout) == USAGE
+
+
+def test_run_usage_of_an_unknown_run(api):
+    api.answers[("GET", f"/runs/{RUN_ID}/usage")] = ApiError(404, "not_found", "run not found")
+    result = baton("run", "usage", RUN_ID)
+    assert result.exit_code == ExitCode.NOT_FOUND and "baton: run not found (404 not_found)" in result.stderr
+
+
+# --------------------------------------------------------------------------- run rollback
+
+
+def test_run_rollback_creates_the_rollback_task(api):
+    api.answers[("POST", f"/runs/{RUN_ID}/rollback")] = lambda body: {
+        "id": "task_01ROLLBACK", "run_id": RUN_ID, "stage": "cicd", "status": "queued", "source": "rollback",
+        "inputs": {"release_task_id": "task_01RELEASE", "release_commit": "abc1234"}}
+    result = baton("run", "rollback", RUN_ID, "--reason", "the release broke the login page")
+    assert result.exit_code == 0, result.output
+    assert api.sent("POST", f"/runs/{RUN_ID}/rollback") == [{"reason": "the release broke the login page"}]
+    assert (f"Rollback task task_01ROLLBACK created for run {RUN_ID} (stage cicd, source rollback): reverts release "
+            "abc1234") in result.stdout
+    assert "the run ends rolled_back when the task completes" in result.stdout
+
+
+def test_run_rollback_needs_a_reason_and_shows_a_refusal(api):
+    missing = baton("run", "rollback", RUN_ID)
+    assert missing.exit_code == ExitCode.USAGE and "--reason" in missing.stderr and not api.calls
+    api.answers[("POST", f"/runs/{RUN_ID}/rollback")] = ApiError(
+        409, "run_not_released", f"run {RUN_ID} is running and never released; only a succeeded run whose release "
+                                 "task ran can be rolled back")
+    refused = baton("run", "rollback", RUN_ID, "--reason", "oops")
+    assert refused.exit_code == ExitCode.FAILED
+    assert "only a succeeded run whose release task ran can be rolled back (409 run_not_released)" in refused.stderr
+
+
+# --------------------------------------------------------------------------- run show, run watch
+
+
+def test_run_show_has_the_canary_the_gate_the_ceilings_and_the_task_badges(api):
+    api.answers[("GET", f"/runs/{RUN_ID}")] = a_run(
+        "awaiting_approval", gate="canary", canary={"fraction": 0.25, "min_tasks": 1, "max_failure_rate": 0.2},
+        canary_state="gate", ceilings={"max_fix_tasks": 50, "max_cost_usd": 5.0, "max_tokens": None})
+    api.answers[("GET", f"/runs/{RUN_ID}/tasks")] = {"items": [
+        {"id": "task_a", "title": "add login", "stage": "complete", "status": "done", "canary": True,
+         "source": "manual", "iteration": 1},
+        {"id": "task_b", "title": "fix parser", "stage": "dev", "status": "queued", "held": "canary",
+         "source": "manual", "iteration": 1}]}
+    api.answers[("GET", f"/runs/{RUN_ID}/approvals")] = {"items": [
+        {"gate": "canary", "status": "pending", "requested_at": "2026-01-01T00:00:00Z", "summary": CANARY_SUMMARY}]}
+    result = baton("run", "show", RUN_ID)
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert re.search(r"waiting at +the canary gate", out)
+    assert "25% of the tasks (at least 1) first; max failure rate 20% · gate" in out
+    assert "max $5.00, 50 fix tasks" in out
+    assert "add login [canary]" in out and "queued (held: canary)" in out
+    assert "2 canary task(s): 1 passed, 1 failed, 2 loop-back(s), 1 fix task(s); failure rate 50% (max 20%, exceeded)" \
+        in out
+
+
+def test_run_watch_says_where_it_stopped(api):
+    api.answers[("GET", f"/runs/{RUN_ID}")] = a_run("awaiting_approval", gate="canary", canary=CANARY,
+                                                   canary_state="gate")
+    api.answers[("GET", f"/runs/{RUN_ID}/approvals")] = {"items": [
+        {"gate": "canary", "status": "pending", "requested_at": "2026-01-01T00:00:00Z", "summary": CANARY_SUMMARY}]}
+    api.answers[("GET", f"/runs/{RUN_ID}/tasks")] = {"items": TASKS}
+    api.answers[("GET", f"/runs/{RUN_ID}/usage")] = USAGE
+    result = baton("run", "watch", RUN_ID, "--until-gate")
+    assert result.exit_code == 0, result.output
+    assert "canary gate pending: 2 canary task(s)" in result.stdout
+    assert f"run {RUN_ID} awaiting_approval at the canary gate" in result.stdout
 
 
 # --------------------------------------------------------------------------- the live view
