@@ -21,7 +21,8 @@ from .idempotency import with_idempotency
 
 logger = logging.getLogger("baton.api")
 
-PUBLIC_PATHS = frozenset({"/status", "/openapi.json"})
+# The dashboard (GET /ui and its assets) is public too: the page asks for a key, and every data call carries it.
+PUBLIC_PATHS = frozenset({"/status", "/openapi.json", "/ui", "/ui/{asset}"})
 
 
 def authenticate_request(event: Request, get_response: Callable[[Request], Response]) -> Response:

@@ -57,6 +57,11 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # system (public)
     ("GET",    "/status"):                          (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
     ("GET",    "/openapi.json"):                    (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    # the dashboard's page and assets (public: the page asks for a key; every data call carries one)
+    ("GET",    "/ui"):                              (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    ("GET",    "/ui/{asset}"):                      (200, 200, 200, 200, 200, 200, 200, 200, 200, 200, 200),
+    # who the caller is: every credential but a launch code
+    ("GET",    "/whoami"):                          (401, 401, 200, 200, 200, 200, 200, 200, 200, 200, 403),
     # keys: admin only
     ("POST",   "/keys"):                            (401, 401, 201, 403, 403, 403, 403, 403, 403, 403, 403),
     ("GET",    "/keys"):                            (401, 401, 200, 403, 403, 403, 403, 403, 403, 403, 403),
@@ -116,6 +121,7 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     ("POST",   "/proofs/{proof_id}/confirm"):       (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
     ("GET",    "/proofs/{proof_id}"):               (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
     ("GET",    "/proofs/{proof_id}/download"):      (401, 401, 302, 302, 404, 302, 302, 404, 302, 404, 403),
+    ("GET",    "/proofs/{proof_id}/text"):          (401, 401, 200, 200, 404, 200, 200, 404, 200, 404, 403),
     ("GET",    "/projects/{project_id}/proofs"):    (401, 401, 200, 200, 404, 200, 200, 404, 403, 403, 403),
     # findings (the claim rule again) and bugs (not evidence of a task: no claim needed)
     ("POST",   "/tasks/{task_id}/findings"):        (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
@@ -433,6 +439,7 @@ def target_redeem(world: World, who: str) -> Target:
 TARGETS: dict[tuple[str, str], Callable[[World, str], Target]] = {
     ("POST", "/keys"): lambda w, who: Target(body={"name": fresh(w, who), "principal": "agent",
                                                    "project_ids": [PROJECT_A]}),
+    ("GET", "/ui/{asset}"): lambda w, who: Target({"asset": "app.js"}),
     ("DELETE", "/keys/{key_id}"): target_delete_key,
     ("POST", "/projects"): target_create_project,
     ("PATCH", "/projects/{project_id}"): lambda w, who: Target({"project_id": PROJECT_A}, {"primary_branch": "main"}),

@@ -25,7 +25,7 @@ class Api:
         all_headers.update(headers or {})
         payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
         response = getattr(self.client.http, method.lower())(path, headers=all_headers, body=payload)
-        response.data = json.loads(response.body) if response.body else None
+        response.data = _json_or_none(response.body)
         return response
 
     def get(self, path: str, **kw):
@@ -39,6 +39,16 @@ class Api:
 
     def delete(self, path: str, **kw):
         return self.call("DELETE", path, **kw)
+
+
+def _json_or_none(body: Any) -> Any:
+    """The body as JSON; None when there is none or it is not JSON (the dashboard's pages)."""
+    if not body:
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def start_run(api: Api, project_id: str = "demo", tasks: int = 3, **fields) -> dict[str, Any]:
