@@ -1,7 +1,7 @@
 """``make bench``: every bench in its own interpreter, then their headline figures side by side
 with the design minimum.
 
-    .venv/bin/python bench/run_all.py [name ...]     # names: roundtrips cold_import queue_depth stage_hop cost
+    .venv/bin/python bench/run_all.py [name ...]     # names: roundtrips cold_import queue_depth stage_hop cost rollback
 
 A benchmark measures and prints; it does not assert. The exit status is 2 when a bench saw a
 DynamoDB Scan (the store promises GetItem/Query only), 1 when one could not run, else 0.
@@ -23,7 +23,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from bench.harness import print_table  # noqa: E402
 
-BENCHES = ["roundtrips", "cold_import", "queue_depth", "stage_hop", "cost"]
+BENCHES = ["roundtrips", "cold_import", "queue_depth", "stage_hop", "cost", "rollback"]
 
 
 def main() -> int:
