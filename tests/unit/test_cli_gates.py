@@ -1,7 +1,7 @@
 """The CLI's gates and budgets, without a server: ``run start --canary/--max-*``, ``approve``/``reject``
-at the canary, deploy and budget gates, ``run usage``, ``run rollback``, and the live view's gate,
-canary, tasks and cost. A fake client stands in for the API: it records every request and answers
-from a table (or raises the ``ApiError`` a refusing API would)."""
+at the canary, deploy and budget gates, ``run usage``, ``run rollback``, the live view's gate, canary,
+tasks and cost, and ``demo --canary``. A fake client stands in for the API: it records every request
+and answers from a table (or raises the ``ApiError`` a refusing API would)."""
 
 from __future__ import annotations
 
@@ -501,6 +501,89 @@ def test_a_rolled_back_run_has_ended_and_did_not_succeed():
     assert "rolled_back" in watching.ENDED
     assert output.STATUS_STYLES["rolled_back"] and output.SOURCE_STYLES["rollback"]
     assert output.source_text("rollback").style == output.SOURCE_STYLES["rollback"]
+
+
+# --------------------------------------------------------------------------- demo --canary
+
+
+class Reviewer:
+    """The human key's client the demo makes to decide a gate."""
+
+    decisions: list[tuple[str, Any]] = []
+
+    def __init__(self, base_url: str, key: str):
+        assert key == "bt_reviewer"
+
+    def post(self, path: str, body: Any) -> dict[str, Any]:
+        Reviewer.decisions.append((path, body))
+        return {"gate": path.rsplit("/", 1)[1], "status": "approved"}
+
+
+@pytest.fixture
+def demo_api(api, monkeypatch) -> FakeApi:
+    """The API of a demo run: the run waits at the canary gate (if it has a canary), then at the
+    deploy gate, then has succeeded."""
+    import chalicelib.demo.run as demo_run
+    from chalicelib.cli.commands import demo as demo_command
+
+    def fake_run_demo(client: Any, workdir: Any, say: Callable[[str], None],
+                      watch: Callable[[str, bool], dict[str, Any]], timeout: float = 110) -> dict[str, Any]:
+        run = client.post(f"/projects/{demo_run.PROJECT_ID}/runs", {"title": "textkit", "tasks": demo_run.TASKS})
+        at_gate = watch(run["id"], True)
+        assert at_gate["status"] == "awaiting_approval" and at_gate["gate"] == "deploy"
+        api.answers[("GET", f"/runs/{RUN_ID}")] = a_run("succeeded")
+        return {"run": watch(run["id"], False), "tasks": TASKS, "proofs": [], "seconds": 1.0, "loop_backs": 1,
+                "events": 10}
+
+    def runs(body: dict[str, Any]) -> dict[str, Any]:
+        gates = [a_run("awaiting_approval", gate="deploy")]
+        if "canary" in body:
+            gates.insert(0, a_run("awaiting_approval", gate="canary", canary=body["canary"], canary_state="gate"))
+        api.answers[("GET", f"/runs/{RUN_ID}")] = gates
+        return a_run(canary=body.get("canary"))
+
+    api.answers.update({
+        ("POST", "/projects/demo-textkit/runs"): runs,
+        ("POST", "/keys"): {"id": "key_reviewer", "key": "bt_reviewer"},
+        ("DELETE", "/keys/key_reviewer"): {"id": "key_reviewer"},
+        ("GET", f"/runs/{RUN_ID}/approvals"): {"items": [
+            {"gate": "canary", "status": "pending", "requested_at": "2026-01-01T00:00:00Z",
+             "summary": {**CANARY_SUMMARY, "max_failure_rate": None, "exceeded": False, "warning": None}}]},
+        ("GET", f"/runs/{RUN_ID}/tasks"): {"items": TASKS},
+        ("GET", f"/runs/{RUN_ID}/usage"): USAGE,
+    })
+    monkeypatch.setattr(demo_run, "run_demo", fake_run_demo)
+    monkeypatch.setattr(demo_command, "BatonClient", Reviewer)
+    Reviewer.decisions = []
+    return api
+
+
+def test_demo_canary_starts_one_task_first_and_approves_the_canary_gate(demo_api, tmp_path):
+    result = baton("demo", "--canary", "--workdir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert demo_api.sent("POST", "/projects/demo-textkit/runs")[0]["canary"] == {"fraction": 0.33, "min_tasks": 1}
+    assert Reviewer.decisions == [(f"/runs/{RUN_ID}/approvals/canary", {
+        "decision": "approve", "comment": "demo: the canary task went through every stage"})]
+    assert demo_api.sent("DELETE", "/keys/key_reviewer")   # the reviewer's key is revoked after its decision
+    out = result.stdout
+    assert "canary gate pending: 2 canary task(s)" in out
+    assert out.index("canary gate pending") < out.index("canary gate approved by a human key")
+    assert "gates" in out
+
+
+def test_demo_without_canary_starts_the_run_as_before(demo_api, tmp_path):
+    result = baton("demo", "--workdir", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    assert "canary" not in demo_api.sent("POST", "/projects/demo-textkit/runs")[0]
+    assert not Reviewer.decisions and "canary gate" not in result.stdout
+
+
+def test_the_demos_canary_is_one_task_of_three():
+    from chalicelib.cli.commands.demo import DEMO_CANARY
+    from chalicelib.demo.run import TASKS as DEMO_TASKS
+    from chalicelib.domain.canary import canary_size
+
+    assert canary_size(len(DEMO_TASKS), DEMO_CANARY["fraction"], DEMO_CANARY["min_tasks"]) == 1
 
 
 # --------------------------------------------------------------------------- amounts and durations
