@@ -8,7 +8,7 @@ LINT_VENV  := .venv-lint
 LINT_STAMP := $(LINT_VENV)/.installed
 STAGE ?= dev
 
-.PHONY: up test test-fast venv bootstrap-admin bench clean package lint-infra openapi fuzz
+.PHONY: up test test-fast test-browser venv bootstrap-admin bench clean package lint-infra openapi fuzz
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,14 +32,19 @@ up: $(STAMP)
 PYTEST_TIERS = $(PY) -m pytest -q -p no:cacheprovider $(1); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "no tests were collected"; exit 1; fi; exit $$status
 
-## Set everything up and run every tier: unit, service, api, e2e, fuzz, infra (tests/conftest.py says what each
-## holds), in two pytest processes so that both cores work: fuzz and infra (schemathesis against a local stack
-## of their own, cfn-lint, checkov, chalice package) beside the others; their report is printed after.
+## Set everything up and run every tier: unit, service, api, e2e, browser, fuzz, infra (tests/conftest.py says what
+## each holds), in two pytest processes so that both cores work: browser, fuzz and infra (Chromium and schemathesis
+## against local stacks of their own, cfn-lint, checkov, chalice package) beside the others; their report is
+## printed after. The browser tier needs /usr/bin/chromium (.ci/run installs it; BATON_SKIP_BROWSER=1 skips it).
 test: $(STAMP)
-	@tools_log=$$(mktemp); ( $(call PYTEST_TIERS,tests/fuzz tests/infra) ) > $$tools_log 2>&1 & tools=$$!; \
-	( $(call PYTEST_TIERS,tests --ignore=tests/fuzz --ignore=tests/infra) ); status=$$?; \
-	wait $$tools; tools_status=$$?; echo "--- tests/fuzz and tests/infra, run beside the tiers above:"; \
+	@tools_log=$$(mktemp); ( $(call PYTEST_TIERS,tests/browser tests/fuzz tests/infra) ) > $$tools_log 2>&1 & tools=$$!; \
+	( $(call PYTEST_TIERS,tests --ignore=tests/browser --ignore=tests/fuzz --ignore=tests/infra) ); status=$$?; \
+	wait $$tools; tools_status=$$?; echo "--- tests/browser, tests/fuzz and tests/infra, run beside the tiers above:"; \
 	cat $$tools_log; rm -f $$tools_log; [ $$status -eq 0 ] && [ $$tools_status -eq 0 ]
+
+## The dashboard in Chromium (Playwright) against a local stack of its own; screenshots of each view in out/browser/.
+test-browser: $(STAMP)
+	$(call PYTEST_TIERS,tests/browser)
 
 ## The edit loop: unit + service (no network, in-process moto), well under a minute.
 test-fast: $(STAMP)

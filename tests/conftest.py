@@ -9,6 +9,8 @@ The tiers, each runnable alone (``pytest tests/<tier>``), in the order ``pytest 
 * ``api``: ``chalice.test.Client`` over in-process moto.
 * ``e2e``: real servers and processes: one local stack for the tier (``e2e/conftest.py``), moto in
   server mode, the local API server on a socket, agents as subprocesses.
+* ``browser``: the dashboard in Debian's Chromium driven by Playwright, against a local stack of its
+  own (``browser/conftest.py``); screenshots of each view land in ``out/browser/``.
 * ``fuzz``: schemathesis against a local stack of its own.
 * ``infra``: what ships and what it is built from: the template's rules and the local resources
   made from it, the Lambda package, cfn-lint, checkov, bandit.
@@ -45,7 +47,7 @@ os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 botocore.session.create_loader = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
 
 TESTS = Path(__file__).resolve().parent
-TIERS = ("unit", "service", "api", "e2e", "fuzz", "infra")
+TIERS = ("unit", "service", "api", "e2e", "browser", "fuzz", "infra")
 
 
 def tier_of(item: pytest.Item) -> int:

@@ -24,7 +24,8 @@ export function gateCard(run, approval, me, { onDecided, compact = false } = {})
   const summary = summaryFacts(approval.summary || {});
   if (summary && !compact) card.append(summary);
   if (!pending) {
-    card.append(h("p", null, `${words(approval.decision || approval.status)} by ${approval.decided_by || "?"}`,
+    const verdict = { approve: "Approved", reject: "Rejected" }[approval.decision] || words(approval.status);
+    card.append(h("p", { testid: "gate-verdict" }, `${verdict} by ${approval.decided_by || "Baton (timed out)"}`,
       approval.decided_at ? ` ${relative(approval.decided_at)}` : "",
       approval.comment ? h("q", { class: "comment" }, approval.comment) : null));
     return card;

@@ -124,6 +124,12 @@ export async function bugView(main, ctx) {
   title.focus();
 }
 
+/** A name the API takes for a proof (letters, digits, ".", "_", "-"; no ".."; at most 128). */
+export function proofFilename(name) {
+  const safe = String(name).replace(/[^A-Za-z0-9._-]+/g, "_").replace(/\.{2,}/g, ".").replace(/^[._-]+/, "").slice(-128);
+  return safe || "screenshot.png";
+}
+
 async function sha256(file) {
   const digest = await crypto.subtle.digest("SHA-256", await file.arrayBuffer());
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
@@ -132,7 +138,7 @@ async function sha256(file) {
 /** Declare the screenshot as a proof of the bug task, upload it with the presigned form, confirm. */
 async function uploadScreenshot(taskId, file) {
   const declared = await post(`/tasks/${id(taskId)}/proofs`, {
-    type: "screenshot", filename: file.name.slice(0, 200) || "screenshot", content_type: file.type, size: file.size,
+    type: "screenshot", filename: proofFilename(file.name), content_type: file.type, size: file.size,
     sha256: await sha256(file),
   });
   const form = new FormData();

@@ -166,7 +166,7 @@ export async function taskView(main, ctx) {
         if (content.text === null || content.text === undefined) {
           body.replaceChildren(h("p", { class: "muted" }, "This proof is not text. "), download);
         } else {
-          body.replaceChildren(renderProofText(proof, content.text),
+          body.replaceChildren(...[renderProofText(proof, content.text)].flat(),
             content.truncated ? h("p", { class: "note" }, `Showing the first 512 KB of ${bytes(content.size)}. `, download) : h("p", null, download));
         }
       } catch (error) {
@@ -260,7 +260,7 @@ function handoffCard(handoff, previous, previousUnloaded) {
     h("header", null,
       h("h3", null, `${handoff.from_role} → ${handoff.to_role}`),
       h("span", { class: "muted" }, `${handoff.stage} · iteration ${handoff.iteration}`),
-      pill(handoff.confidence, `confidence ${handoff.confidence}`),
+      pill({ high: "ok", medium: "warning", low: "failed" }[handoff.confidence] || "unknown", `confidence ${handoff.confidence}`),
       pill(handoff.status),
       h("span", { class: "muted small" }, `${handoff.created_by} · `,
         h("time", { datetime: handoff.created_at, title: absolute(handoff.created_at) }, relative(handoff.created_at)))),

@@ -1,0 +1,442 @@
+"""The dashboard in a real Chromium against the local stack: signing in, runs appearing, a run moving
+across the board while agents work it, a human deciding the deploy gate with the button (and an
+agent key seeing no button), kill with its confirmation, the task view's handoffs and proofs, the
+bug form, the attention view, hostile agent text rendered as text, the CSP and where requests go,
+and the back button."""
+
+from __future__ import annotations
+
+import struct
+import time
+import uuid
+import zlib
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import PROJECT, WAIT_MS, Agents, Dashboard
+
+
+def png(width: int, height: int, rgb: tuple[int, int, int]) -> bytes:
+    """A small valid PNG of one colour."""
+    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix} {uuid.uuid4().hex[:6]}"
+
+
+def card(board: Dashboard, task_id: str):
+    return board.page.locator(f"[data-testid=task-card][data-task-id='{task_id}']")
+
+
+def lane(board: Dashboard, name: str):
+    return board.page.get_by_test_id(f"lane-{name}")
+
+
+# ---------------------------------------------------------------- signing in, the runs list
+
+
+def test_sign_in_see_a_new_run_appear_and_sign_out(dashboard: Dashboard, agents: Agents):
+    page = dashboard.page
+    page.goto(dashboard.url())
+    page.get_by_test_id("signin-key").fill("bt_" + "x" * 43)
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("signin-error")).to_contain_text("does not accept this key")
+    assert page.evaluate("sessionStorage.length") == 0
+
+    dashboard.sign_in("human")
+    expect(page.get_by_test_id("whoami")).to_have_text("ui-human · human")
+    page.evaluate("window.__loaded_once = true")
+    title = unique("Checkout v2")
+    run = agents.start_run([f"task {i}" for i in range(3)], title=title)
+    row = page.locator(f"[data-testid=run-row][data-run-id='{run['id']}']")
+    expect(row).to_be_visible()                                     # the list refreshes itself
+    expect(row).to_contain_text(title)
+    expect(row.get_by_test_id("run-status")).to_contain_text("running")
+    expect(row).to_contain_text("0 loop-backs")
+    expect(row.get_by_test_id("run-cost")).to_have_text("$0.00")
+    assert page.evaluate("window.__loaded_once") is True           # no reload happened
+    assert page.evaluate("Object.keys(sessionStorage)") == ["baton.api_key"]
+    dashboard.shot("runs")
+
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_test_id("signin-key")).to_be_visible()
+    assert page.evaluate("sessionStorage.length") == 0
+    page.goto(dashboard.url(f"#/runs/{run['id']}"))              # a shared link asks for a key first
+    expect(page.get_by_test_id("signin-key")).to_be_visible()
+
+
+def test_the_status_filter_is_in_the_url_and_the_back_button_undoes_it(dashboard: Dashboard, agents: Agents):
+    killed = agents.start_run(["k"], title=unique("Killed run"))
+    agents.human.delete(f"/runs/{killed['id']}")
+    running = agents.start_run(["r"], title=unique("Running run"))
+    page = dashboard.page
+    dashboard.sign_in("human")
+    expect(page.locator(f"[data-run-id='{running['id']}']")).to_be_visible()
+    page.get_by_test_id("filter-status").select_option("killed")
+    expect(page).to_have_url(f"{dashboard.url()}#/runs?status=killed")
+    expect(page.locator(f"[data-run-id='{killed['id']}']")).to_be_visible()
+    expect(page.locator(f"[data-run-id='{running['id']}']")).to_have_count(0)
+    page.go_back()
+    expect(page).to_have_url(f"{dashboard.url()}#/runs")
+    expect(page.locator(f"[data-run-id='{running['id']}']")).to_be_visible()
+
+
+# ---------------------------------------------------------------- the run: live board, gates, kill
+
+
+def test_the_board_moves_with_the_run_without_a_reload(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run(["build the cart", "fix the badge"], title=unique("Live run"))
+    page = dashboard.page
+    dashboard.sign_in("human", f"#/runs/{run['id']}")
+    expect(page.get_by_test_id("run-title")).to_have_text(run["title"])
+    expect(lane(dashboard, "dev").get_by_test_id("task-card")).to_have_count(2)
+    page.evaluate("window.__same_page = true")
+    events_before = page.get_by_test_id("event-row").count()
+
+    claimed = agents.claim(run["id"], "dev")
+    task_id = claimed["task"]["id"]
+    moving = card(dashboard, task_id)
+    expect(moving).to_have_attribute("data-status", "in_progress")   # the claim, seen by the poll
+    expect(moving.get_by_test_id("claimed-by")).to_have_text("dev-bot")
+    expect(moving.get_by_test_id("lease")).to_contain_text("lease ")
+    expect(page.locator("[data-testid=event-row][data-action='task.claimed']").first).to_be_visible()
+    assert page.get_by_test_id("event-row").count() > events_before
+    dashboard.shot("run-claimed")
+
+    agents.advance(claimed)
+    expect(lane(dashboard, "qa").locator(f"[data-task-id='{task_id}']")).to_be_visible()
+    expect(lane(dashboard, "dev").locator(f"[data-task-id='{task_id}']")).to_have_count(0)
+    qa = agents.claim(run["id"], "qa", task_id)
+    agents.advance(qa, "fail")                                        # QA sends it back: iteration 2 in dev
+    expect(lane(dashboard, "dev").locator(f"[data-task-id='{task_id}']")).to_be_visible()
+    expect(card(dashboard, task_id).get_by_test_id("task-iteration")).to_have_text("iter 2")
+    expect(page.locator("[data-testid=event-row][data-action='task.looped_back']")).to_have_count(1)
+    for stage in ("dev", "qa"):
+        agents.advance(agents.claim(run["id"], stage, task_id))
+    expect(lane(dashboard, "complete").locator(f"[data-task-id='{task_id}']")).to_be_visible()
+    assert page.evaluate("window.__same_page") is True
+    dashboard.shot("run-board")
+
+
+def test_a_human_approves_the_deploy_gate_and_an_agent_key_sees_no_button(new_dashboard, agents: Agents):
+    run = agents.start_run(["ship it"], title=unique("Gated run"), stages=["dev"], deploy_gate=True)
+    agents.advance(agents.claim(run["id"], "dev"))
+    agents.wait_run(run["id"], "awaiting_approval")
+
+    robot = new_dashboard("agent")
+    robot.sign_in("agent", f"#/runs/{run['id']}")
+    gate = robot.page.get_by_test_id("gate-deploy")
+    expect(gate).to_be_visible()
+    expect(gate.get_by_test_id("gate-human-only")).to_be_visible()
+    expect(robot.page.get_by_test_id("approve-deploy")).to_have_count(0)
+    expect(robot.page.get_by_test_id("reject-deploy")).to_have_count(0)
+    expect(robot.page.get_by_test_id("kill-run")).to_have_count(0)
+    robot.shot("gate-as-agent")
+
+    person = new_dashboard("human")
+    page = person.page
+    person.sign_in("human", f"#/runs/{run['id']}")
+    expect(page.get_by_test_id("run-status")).to_contain_text("awaiting approval")
+    page.get_by_test_id("gate-comment").fill("ship it: QA and security are green")
+    person.shot("gate-pending")
+    page.get_by_test_id("approve-deploy").click()
+    expect(page.get_by_test_id("gate-deploy").get_by_test_id("gate-verdict")).to_contain_text("Approved by human:ui-human")
+    approval = agents.admin.get(f"/runs/{run['id']}/approvals")["items"][0]
+    assert (approval["status"], approval["decided_by"], approval["comment"]) == \
+        ("approved", "human:ui-human", "ship it: QA and security are green")
+    release = agents.claim(run["id"], "cicd")                         # the release task, worked by an agent
+    expect(lane(person, "cicd").locator(f"[data-task-id='{release['task']['id']}']")).to_be_visible()
+    agents.advance(release)
+    expect(page.get_by_test_id("run-status")).to_contain_text("succeeded")
+    person.shot("gate-approved")
+
+
+def test_kill_asks_first_then_cancels_the_open_tasks(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run(["one", "two"], title=unique("Doomed run"))
+    page = dashboard.page
+    dashboard.sign_in("human", f"#/runs/{run['id']}")
+    expect(lane(dashboard, "dev").get_by_test_id("task-card")).to_have_count(2)
+    page.get_by_test_id("kill-run").click()
+    expect(page.get_by_test_id("kill-dialog")).to_be_visible()
+    expect(page.get_by_test_id("kill-dialog")).to_contain_text("2 open tasks will be cancelled")
+    dashboard.shot("kill-confirm")
+    page.get_by_test_id("kill-cancel").click()
+    expect(page.get_by_test_id("kill-dialog")).to_have_count(0)
+    assert agents.admin.get(f"/runs/{run['id']}")["status"] == "running"
+
+    page.get_by_test_id("kill-run").click()
+    page.get_by_test_id("kill-confirm").click()
+    expect(page.get_by_test_id("run-status")).to_contain_text("killed")
+    expect(lane(dashboard, "cancelled").get_by_test_id("task-card")).to_have_count(2)
+    expect(page.get_by_test_id("kill-run")).to_have_count(0)
+    assert agents.admin.get(f"/runs/{run['id']}")["status"] == "killed"
+
+
+def test_the_attention_view_lists_a_waiting_gate_and_decides_it(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run(["a"], title=unique("Waiting run"), stages=["dev"], deploy_gate=True)
+    agents.advance(agents.claim(run["id"], "dev"))
+    agents.wait_run(run["id"], "awaiting_approval")
+    page = dashboard.page
+    dashboard.sign_in("human", "#/attention")
+    item = page.locator(f"[data-testid=attention-item][data-run-id='{run['id']}']")
+    expect(item).to_be_visible()
+    expect(item.get_by_test_id("attention-run-link")).to_have_text(run["title"])
+    dashboard.shot("attention")
+    item.get_by_test_id("gate-comment").fill("not this week")
+    item.get_by_test_id("reject-deploy").click()
+    expect(page.locator(f"[data-testid=attention-item][data-run-id='{run['id']}']")).to_have_count(0)
+    agents.wait_run(run["id"], "failed")
+
+
+# ---------------------------------------------------------------- the task view
+
+
+JUNIT = b"""<?xml version="1.0"?>
+<testsuite name="cart" tests="3" failures="1" errors="0">
+  <testcase classname="tests.test_cart" name="test_add"/>
+  <testcase classname="tests.test_cart" name="test_total"/>
+  <testcase classname="tests.test_cart" name="test_empty_cart"><failure message="assert 1 == 0">Traceback: cart not empty</failure></testcase>
+</testsuite>
+"""
+SARIF = b"""{"version": "2.1.0", "runs": [{"tool": {"driver": {"name": "Bandit", "rules": [{"id": "B602", "name": "subprocess_popen_with_shell_equals_true"}]}},
+ "results": [{"ruleId": "B602", "level": "error", "message": {"text": "subprocess call with shell=True"},
+              "properties": {"issue_severity": "HIGH"},
+              "locations": [{"physicalLocation": {"artifactLocation": {"uri": "app/run.py"}, "region": {"startLine": 12}}}]}]}]}"""
+
+
+def test_the_task_view_shows_handoffs_newest_first_with_a_diff_and_the_proofs(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run(["the cart badge"], title=unique("Evidence run"), stages=["dev"])
+    claimed = agents.claim(run["id"], "dev")
+    task_id = claimed["task"]["id"]
+    worker = agents.under_claim(claimed)
+    shot = agents.store_proof(worker, task_id, "screenshot", png(64, 40, (31, 95, 191)), "cart.png", "image/png")
+    agents.store_proof(worker, task_id, "test_result", JUNIT, "junit.xml", "application/xml")
+    agents.store_proof(worker, task_id, "report", SARIF, "bandit.sarif", "application/sarif+json")
+    agents.store_proof(worker, task_id, "log", b"collecting ... 3 items\nFAILED test_empty_cart\n", "pytest.log", "text/plain")
+    first = {"from_role": "dev", "to_role": "qa", "summary": "First try at the badge", "confidence": "medium",
+             "work_done": [{"ref": "src/badge.py", "description": "count items"}], "learnings": ["the cart caches"]}
+    worker.post(f"/tasks/{task_id}/handoffs", first)
+    second = {**first, "summary": "Badge counts quantities now", "confidence": "high",
+              "decisions": [{"choice": "sum quantities", "alternatives": ["count lines"], "reason": "what users expect"}],
+              "open_questions": ["should 0 hide the badge?"], "proof_ids": [shot["id"]]}
+    worker.post(f"/tasks/{task_id}/handoffs", second)
+
+    page = dashboard.page
+    dashboard.sign_in("human", f"#/tasks/{task_id}")
+    expect(page.get_by_test_id("task-heading")).to_have_text("the cart badge")
+    cards = page.get_by_test_id("handoff-card")
+    expect(cards).to_have_count(2)
+    expect(cards.nth(0).get_by_test_id("handoff-summary")).to_have_text("Badge counts quantities now")   # newest first
+    expect(cards.nth(1).get_by_test_id("handoff-summary")).to_have_text("First try at the badge")
+    expect(cards.nth(0)).to_contain_text("sum quantities")
+    expect(cards.nth(0)).to_contain_text("over count lines")
+    diff = cards.nth(0).get_by_test_id("handoff-diff")
+    diff.locator("summary").click()
+    expect(diff.locator(".diff-del")).to_contain_text(["summary: First try at the badge", "confidence: medium"])
+    expect(diff.locator(".diff-add")).to_contain_text(["summary: Badge counts quantities now", "confidence: high"])
+    expect(cards.nth(1).get_by_test_id("handoff-diff")).to_have_count(0)          # the oldest has nothing before it
+
+    thumb = page.get_by_test_id("proof-thumb")
+    expect(thumb).to_have_count(1)
+    expect(thumb).to_have_attribute("alt", "Screenshot cart.png")
+    page.wait_for_function("img => img.complete && img.naturalWidth === 64", arg=thumb.element_handle(), timeout=WAIT_MS)
+    thumb.click()
+    expect(page.get_by_test_id("proof-large")).to_be_visible()
+    dashboard.shot("proof-enlarged")
+    page.get_by_test_id("proof-close").click()
+
+    junit = page.locator("[data-testid=proof-row][data-type=test_result]")
+    junit.get_by_test_id("proof-view").click()
+    expect(junit.get_by_test_id("junit-summary")).to_contain_text("3 tests: 2 passed, 1 failed, 0 errors, 0 skipped")
+    expect(junit.get_by_test_id("junit-summary")).to_contain_text("tests.test_cart.test_empty_cart")
+    report = page.locator("[data-testid=proof-row][data-type=report]")
+    report.get_by_test_id("proof-view").click()
+    expect(report.get_by_test_id("findings-table").locator("tbody tr")).to_have_count(1)
+    expect(report.get_by_test_id("findings-table")).to_contain_text("app/run.py:12")
+    log = page.locator("[data-testid=proof-row][data-type=log]")
+    log.get_by_test_id("proof-view").click()
+    expect(log.locator("pre")).to_contain_text("FAILED test_empty_cart")
+    expect(page.get_by_test_id("history-row").first).to_be_visible()
+    dashboard.shot("task")
+
+
+# ---------------------------------------------------------------- reporting a bug
+
+
+def test_the_bug_form_creates_a_bug_task_with_its_screenshot(dashboard: Dashboard, agents: Agents):
+    page = dashboard.page
+    dashboard.sign_in("human", "#/bug")
+    title = unique("Checkout button overlaps the total")
+    page.get_by_test_id("bug-title").fill(title)
+    page.get_by_test_id("bug-description").fill("At 1280 px the button covers the price.")
+    page.get_by_test_id("bug-severity").select_option("high")
+    page.get_by_test_id("bug-screenshots").set_input_files(      # a name as screenshot tools make them
+        [{"name": "Screen Shot 10.42.png", "mimeType": "image/png", "buffer": png(80, 50, (180, 35, 24))}])
+    dashboard.shot("bug-form")
+    page.get_by_test_id("bug-submit").click()
+    created = page.get_by_test_id("bug-created")
+    expect(created).to_have_text(title)
+    expect(page.get_by_test_id("bug-screenshot-attached")).to_have_text("Screen Shot 10.42.png: attached")
+    task_id = created.get_attribute("data-task-id")
+    task = agents.admin.get(f"/tasks/{task_id}")
+    assert (task["source"], task["priority"], task["project_id"]) == ("bug_report", 10, PROJECT)
+    proofs = agents.admin.get(f"/tasks/{task_id}/proofs")["items"]
+    assert [(p["type"], p["filename"], p["status"]) for p in proofs] == [("screenshot", "Screen_Shot_10.42.png", "stored")]
+    created.click()
+    expect(page.get_by_test_id("task-heading")).to_have_text(title)
+    expect(page.get_by_test_id("proof-thumb")).to_have_count(1)
+    dashboard.shot("bug-task")
+
+
+# ---------------------------------------------------------------- safety
+
+
+HOSTILE_IMG = '<img src=x onerror="window.__pwned=1">'
+HOSTILE_SCRIPT = "<script>window.__pwned=2</script>"
+
+
+def test_hostile_agent_text_is_shown_as_text_and_runs_nothing(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run([HOSTILE_IMG], title=HOSTILE_SCRIPT, stages=["dev"])
+    claimed = agents.claim(run["id"], "dev")
+    task_id = claimed["task"]["id"]
+    worker = agents.under_claim(claimed)
+    worker.post(f"/tasks/{task_id}/handoffs", {
+        "from_role": "dev", "to_role": "qa", "summary": HOSTILE_IMG, "confidence": "low",
+        "work_done": [{"ref": "javascript:window.__pwned=3", "description": HOSTILE_SCRIPT}],
+        "decisions": [{"choice": '<a href="javascript:window.__pwned=4">click</a>', "alternatives": [HOSTILE_IMG],
+                       "reason": "<iframe src=javascript:window.__pwned=5>"}],
+        "notes_for_next": "<svg onload=window.__pwned=6>", "learnings": [HOSTILE_SCRIPT], "resume_prompt": HOSTILE_IMG})
+    agents.store_proof(worker, task_id, "log", (HOSTILE_IMG + "\n" + HOSTILE_SCRIPT).encode(), "hostile.log", "text/plain")
+    agents.store_proof(worker, task_id, "test_result",
+                       b'<testsuite tests="1"><testcase name="&lt;img src=x onerror=window.__pwned=7&gt;">'
+                       b'<failure message="<script>window.__pwned=8</script>"/></testcase></testsuite>',
+                       "junit.xml", "application/xml")
+
+    page = dashboard.page
+    dashboard.sign_in("human", f"#/runs/{run['id']}")
+    hostile_card = card(dashboard, task_id)
+    expect(hostile_card.get_by_test_id("task-title")).to_have_text(HOSTILE_IMG)
+    expect(page.get_by_test_id("run-title")).to_have_text(HOSTILE_SCRIPT)
+    dashboard.shot("hostile-run")
+    dashboard.go(f"#/tasks/{task_id}")
+    expect(page.get_by_test_id("handoff-summary")).to_have_text(HOSTILE_IMG)
+    for row in page.get_by_test_id("proof-view").all():
+        row.click()
+    expect(page.get_by_test_id("junit-summary")).to_contain_text("<img src=x onerror=window.__pwned=7>")
+    expect(page.locator("[data-testid=proof-row][data-type=log] pre")).to_contain_text(HOSTILE_SCRIPT)
+    dashboard.shot("hostile-task")
+
+    assert page.evaluate("window.__pwned") is None
+    assert dashboard.recorder.dialogs == []
+    # nothing the agents wrote became an element: no img but the page's own, no extra script, no frame
+    assert page.locator("img[src='x'], iframe, svg, object, embed").count() == 0
+    assert page.evaluate("document.scripts.length") == 1
+    assert page.evaluate("[...document.querySelectorAll('a[href]')].filter(a => !/^(https?:|#\\/)/.test(a.getAttribute('href'))).length") == 0
+    assert not any("x" == urlsplit(u).path.rsplit("/", 1)[-1] for u in dashboard.recorder.requests)
+
+
+def test_the_page_is_served_with_its_policy_and_talks_only_to_its_own_origins(dashboard: Dashboard, agents: Agents):
+    page = dashboard.page
+    response = page.goto(dashboard.url())
+    headers = response.headers
+    csp = headers["content-security-policy"]
+    assert "script-src 'self';" in csp and "frame-ancestors 'none'" in csp and "unsafe" not in csp
+    assert headers["x-content-type-options"] == "nosniff" and headers["x-frame-options"] == "DENY"
+    assert headers["referrer-policy"] == "no-referrer"
+    # The browser enforces it: Trusted Types refuse an HTML string sink, even from script of the page's own.
+    refused = page.evaluate("() => { try { document.body.insertAdjacentHTML('beforeend', '<b>x</b>'); return false; }"
+                            " catch (error) { return error instanceof TypeError; } }")
+    assert refused is True
+    assert any("TrustedHTML" in error for error in dashboard.recorder.errors)   # the browser's report of it
+    dashboard.recorder.errors.clear()
+
+    run = agents.start_run(["look around"], title=unique("Origins run"), stages=["dev"])
+    claimed = agents.claim(run["id"], "dev")
+    agents.store_proof(agents.under_claim(claimed), claimed["task"]["id"], "screenshot", png(8, 8, (0, 0, 0)),
+                       "s.png", "image/png")
+    dashboard.sign_in("human")
+    for route in (f"#/runs/{run['id']}", f"#/tasks/{claimed['task']['id']}", "#/attention", "#/roles", "#/roles/dev", "#/bug"):
+        dashboard.go(route)
+        expect(page.locator("main h1").first).to_be_visible()
+    expect(page.get_by_test_id("proof-thumb")).to_have_count(0)       # the bug form: the task view was left
+    dashboard.go(f"#/tasks/{claimed['task']['id']}")
+    page.wait_for_function("() => { const i = document.querySelector('[data-testid=proof-thumb]'); return i && i.complete && i.naturalWidth > 0; }",
+                           timeout=WAIT_MS)
+    api_origin = f"http://127.0.0.1:{dashboard.stack.api_port}"
+    bucket_origin = dashboard.stack.moto_url                          # the proof bucket's presigned URLs
+    assert dashboard.recorder.origins() <= {api_origin, bucket_origin}, dashboard.recorder.origins()
+    assert bucket_origin in dashboard.recorder.origins()             # the screenshot came from the bucket
+    assert dashboard.recorder.errors == [], dashboard.recorder.errors
+
+
+def test_the_back_button_walks_back_through_the_views(dashboard: Dashboard, agents: Agents):
+    run = agents.start_run(["walk"], title=unique("Walk run"), stages=["dev"])
+    task_id = agents.tasks(run["id"])[0]["id"]
+    page = dashboard.page
+    dashboard.sign_in("human")
+    page.locator(f"[data-run-id='{run['id']}']").get_by_test_id("run-link").click()
+    expect(page.get_by_test_id("run-title")).to_have_text(run["title"])
+    card(dashboard, task_id).get_by_test_id("task-title").click()
+    expect(page.get_by_test_id("task-heading")).to_have_text("walk")
+    page.get_by_test_id("nav-roles").click()
+    expect(page.get_by_test_id("role-row").first).to_be_visible()
+    page.go_back()
+    expect(page.get_by_test_id("task-heading")).to_have_text("walk")
+    page.go_back()
+    expect(page.get_by_test_id("run-title")).to_have_text(run["title"])
+    page.go_back()
+    expect(page.locator(f"[data-run-id='{run['id']}']")).to_be_visible()
+    page.go_forward()
+    expect(page.get_by_test_id("run-title")).to_have_text(run["title"])
+
+
+# ---------------------------------------------------------------- roles, a phone, a big run
+
+
+def test_roles_show_the_active_digest_and_a_diff_between_versions(dashboard: Dashboard, agents: Agents):
+    before = agents.admin.get("/roles/docs")
+    spec = {k: before[k] for k in ("prompt", "executor", "command", "image", "required_proofs", "timeout_seconds",
+                                   "heartbeat_seconds")}
+    after = agents.admin.put("/roles/docs", {**spec, "prompt": before["prompt"] + "\nWrite for beginners.",
+                                             "timeout_seconds": 900})
+    page = dashboard.page
+    dashboard.sign_in("human", "#/roles/docs")
+    expect(page.get_by_test_id("role-digest")).to_have_text(after["digest"])
+    diff = page.get_by_test_id("role-diff")
+    expect(diff.locator(".diff-add")).to_contain_text(["timeout_seconds: 900", "Write for beginners."])
+    expect(diff.locator(".diff-del")).to_contain_text(["timeout_seconds: 600"])
+    page.get_by_test_id("role-version-a").select_option(str(after["version"]))
+    expect(page).to_have_url(f"{dashboard.url()}#/roles/docs?a={after['version']}&b={after['version']}")
+    dashboard.shot("role-diff")
+
+
+def test_a_phone_width_window_shows_the_run(new_dashboard, agents: Agents):
+    run = agents.start_run(["small screen"], title=unique("Phone run"))
+    phone = new_dashboard("phone", viewport={"width": 390, "height": 844})
+    phone.sign_in("human", f"#/runs/{run['id']}")
+    expect(phone.page.get_by_test_id("task-card")).to_have_count(1)
+    width = phone.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390, f"the page is {width} px wide on a 390 px window"
+    phone.shot("run")
+
+
+def test_a_run_of_a_thousand_tasks_renders_its_whole_board(dashboard: Dashboard, agents: Agents):
+    """Renders every card; the time it took is printed (a figure, not a verdict: see make bench)."""
+    run = agents.start_run([f"task {i:04d}" for i in range(1000)], title=unique("Big run"), parallelism=4)
+    page = dashboard.page
+    dashboard.sign_in("human")
+    began = time.monotonic()
+    dashboard.go(f"#/runs/{run['id']}")
+    expect(page.get_by_test_id("task-card")).to_have_count(1000, timeout=60_000)
+    print(f"\n1,000-task run: board rendered {time.monotonic() - began:.2f} s after navigating (Chromium, local stack)")
+    dashboard.shot("big-run")
