@@ -24,9 +24,11 @@ $(LINT_STAMP): requirements-lint.txt
 	$(LINT_VENV)/bin/python -m pip install --quiet -r requirements-lint.txt
 	touch $(LINT_STAMP)
 
-## Set everything up and run the local stack (moto + API + orchestration + agents).
+## Set everything up and run the local stack (moto + API + orchestration + agents). Its data is saved in
+## .baton/state/ when it stops and restored when it starts; FRESH=1 starts empty (the saved state is then
+## replaced when it stops).
 up: $(STAMP)
-	$(PY) -m chalicelib.local.stack
+	$(PY) -m chalicelib.local.stack $(if $(filter 1 yes true,$(FRESH)),--fresh)
 
 # pytest over the given tiers; its exit 5, "no tests collected", is a failure here.
 PYTEST_TIERS = $(PY) -m pytest -q -p no:cacheprovider $(1); status=$$?; \

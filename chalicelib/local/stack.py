@@ -12,12 +12,21 @@ The services are built once from a ``Settings`` the stack makes (moto's endpoint
 credentials, the resources' names, the API URL) and installed with ``bootstrap.reset_services``:
 the API, the pump's dispatcher and the sweeper all take them from ``bootstrap.get_services()``.
 
-It prints the API URL, the dashboard's URL (``/ui``), an admin key and its own start-up time, and
-writes the URL and the key to ``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
+It prints the API URL, an admin key and its own start-up time, and writes both to
+``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
+
+Its data outlives it (``make up``; a ``LocalStack`` keeps nothing unless given a ``state_dir``): stopping
+(Ctrl-C or SIGTERM) saves the tables' items, the proof bucket's object versions, the queues' messages
+and the admin key under ``.baton/state/`` (``snapshot``: format, atomicity), and starting restores them
+before the API answers, so the printed admin key stays the same. Step Functions executions cannot be
+saved: after a restore the stack asks the sweeper's reconciler, when there is one, to restart those of
+tasks and gates that were in flight. ``make up FRESH=1`` (``baton up --fresh``) starts empty; its state
+replaces the saved one when it stops. A snapshot that cannot be loaded stops the start, saying why.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import os
@@ -29,9 +38,10 @@ import time
 import urllib.request
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from ..config import Settings
+from . import snapshot as snapshots
 from .api_server import local_api_server
 from .pump import SqsPump
 from .resources import LocalResources, create_local_resources
@@ -93,7 +103,8 @@ class LocalStack:
 
     def __init__(self, *, moto_port: int = 0, api_port: int = 0, workdir: Optional[Path] = None,
                  prefix: str = "baton-local", visibility_timeout: int = 30, sweep_seconds: float = 5.0,
-                 max_attempts: int = 3, write_config: bool = True):
+                 max_attempts: int = 3, write_config: bool = True, state_dir: Optional[Path] = None,
+                 fresh: bool = False, snapshot_grace_seconds: float = 5.0):
         self.moto_port = moto_port or free_port()
         self.api_port = api_port or free_port()
         self.workdir = Path(workdir or ROOT / ".baton")
@@ -102,6 +113,16 @@ class LocalStack:
         self.sweep_seconds = sweep_seconds
         self.max_attempts = max_attempts
         self.write_config = write_config
+        # Durable state (None: the stack forgets everything when it stops, as the tests' stacks do).
+        self.state_dir = Path(state_dir) if state_dir is not None else None
+        self.fresh = fresh
+        self.snapshot_grace_seconds = snapshot_grace_seconds
+        self.restored: Optional[snapshots.Summary] = None     # what start() restored
+        self.saved: Optional[snapshots.Summary] = None        # what stop() saved
+        self.reconciled: Any = None                           # what the reconciler answered after a restore
+        self.notes: list[str] = []                            # what the operator should know (printed by main)
+        self._save_on_stop = False
+        self._clients: dict[str, Any] = {}
         self.moto: Any = None
         self.api_server: Any = None
         self.threads: list[threading.Thread] = []
@@ -118,10 +139,6 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
-
-    @property
-    def dashboard_url(self) -> str:
-        return f"{self.api_url}/ui"
 
     def settings(self, resources: Optional[LocalResources] = None) -> Settings:
         """What the services are built from: the operator's tunables from the environment (e.g.
@@ -160,6 +177,9 @@ class LocalStack:
     def start(self) -> "LocalStack":
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Read and check the saved state before anything starts: one that cannot be loaded stops the
+        # start here (SnapshotError), and is left as it is for the operator to look at.
+        saved = snapshots.load(self.state_dir) if self.state_dir is not None and not self.fresh else None
         self._set_process_environment()
         from moto.server import ThreadedMotoServer
 
@@ -181,14 +201,17 @@ class LocalStack:
         from .. import bootstrap
 
         connection = self.settings()
-        self.resources = create_local_resources({service: bootstrap.client(service, connection)
-                                                 for service in ("dynamodb", "s3", "sqs", "stepfunctions")},
-                                                prefix=self.prefix, visibility_timeout=self.visibility_timeout)
+        self._clients = {service: bootstrap.client(service, connection)
+                         for service in ("dynamodb", "s3", "sqs", "stepfunctions")}
+        self.resources = create_local_resources(self._clients, prefix=self.prefix,
+                                                visibility_timeout=self.visibility_timeout)
         forget_process_state()
         self.services = bootstrap.build_services(self.settings(self.resources))
         bootstrap.reset_services(self.services)
-        self.services.roles.active_all()  # seed the default role configs
-        self.admin_key = self.services.keys.bootstrap_admin("local-admin")[1]
+        if saved is not None:
+            self._restore(saved)
+        self.services.roles.active_all()  # seed the default role configs (those a snapshot did not bring)
+        self.admin_key = self._admin_key(saved)
 
         sys.path.insert(0, str(ROOT))
         import app as app_module
@@ -207,11 +230,66 @@ class LocalStack:
         sweeper.start()
         self.threads = [api_thread, pump, sweeper]
         self._wait_for_api()
+        if self.restored is not None:
+            self.reconciled = self._reconcile()
+        self._save_on_stop = self.state_dir is not None
         if self.write_config:
             write_private(self.workdir / "config.json",
                           json.dumps({"api_url": self.api_url, "api_key": self.admin_key}, indent=2))
         self.startup_seconds = time.monotonic() - began
         return self
+
+    def _restore(self, saved: snapshots.Snapshot) -> None:
+        """Put the saved state into this stack's new moto (before the API answers)."""
+        try:
+            self.restored = snapshots.restore(saved, self._clients, snapshots.discover(self._clients, self.prefix),
+                                              pin_version=snapshots.moto_version_pinner(self._account_id()))
+        except snapshots.SnapshotError:
+            raise
+        except Exception as error:
+            raise snapshots.SnapshotError(f"restoring the snapshot {saved.path} failed: "
+                                          f"{type(error).__name__}: {error}") from error
+
+    def _account_id(self) -> str:
+        assert self.resources is not None
+        return self.resources.dispatch_queue_arn.split(":")[4]
+
+    def _admin_key(self, saved: Optional[snapshots.Snapshot]) -> str:
+        """The saved admin key when it still authenticates (its hash came back with the table), else a
+        new one. Without a snapshot, a new one."""
+        if saved is not None and saved.admin_key:
+            try:
+                self.services.keys.authenticate(f"Bearer {saved.admin_key}")
+                return saved.admin_key
+            except Exception as error:   # revoked, or its item is gone: say so, issue another
+                self.notes.append(f"the saved admin key no longer works ({error}); a new one was issued")
+        elif saved is not None:
+            self.notes.append("the snapshot holds no admin key; a new one was issued")
+        return self.services.keys.bootstrap_admin("local-admin")[1]
+
+    def _reconcile(self) -> Any:
+        """After a restore: the executions of Step Functions were not saved; the sweeper's reconciler
+        (when this version has one) restarts those of the tasks and gates that were in flight."""
+        reconcile = getattr(self.services.sweeper, "reconcile", None)
+        if not callable(reconcile):
+            self.notes.append("no reconciler in this version: runs that were in flight wait until their "
+                              "executions are restarted")
+            return None
+        try:
+            return reconcile()
+        except Exception as error:
+            log.exception("the reconciler failed after the restore")
+            self.notes.append(f"the reconciler failed after the restore ({type(error).__name__}: {error}); the "
+                              "sweeper tries again on its schedule")
+            return None
+
+    def save_state(self) -> snapshots.Summary:
+        """Snapshot what moto holds now under ``state_dir`` (atomically). ``stop`` calls it once the API,
+        the pump, the sweeper and the agents have stopped, and before moto stops."""
+        assert self.state_dir is not None, "a stack without a state_dir keeps nothing"
+        return snapshots.save(self.state_dir, self._clients, snapshots.discover(self._clients, self.prefix),
+                              admin_key=self.admin_key, grace_seconds=self.snapshot_grace_seconds,
+                              info={"prefix": self.prefix, "api_url": self.api_url})
 
     def _wait_for_api(self) -> None:
         deadline = time.monotonic() + 10
@@ -238,8 +316,16 @@ class LocalStack:
             self.api_server.server.server_close()
         for thread in self.threads:
             thread.join(timeout=5)
+        save_error: Optional[BaseException] = None
+        if self._save_on_stop:
+            self._save_on_stop = False
+            try:
+                self.saved = self.save_state()
+            except BaseException as error:   # also a second Ctrl-C: the previous snapshot stays current
+                save_error = error
         if self.moto is not None:
             self.moto.stop()
+            self.moto = None
         if getattr(self, "_fidelity", None) is not None:
             self._fidelity.__exit__(None, None, None)
             self._fidelity = None
@@ -252,6 +338,11 @@ class LocalStack:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+        if save_error is not None:
+            reason = "interrupted" if isinstance(save_error, KeyboardInterrupt) else \
+                f"{type(save_error).__name__}: {save_error}"
+            raise snapshots.SnapshotError(f"the state was not saved ({reason}); the previous snapshot in "
+                                          f"{self.state_dir} is kept") from save_error
 
     def __enter__(self) -> "LocalStack":
         return self.start()
@@ -260,23 +351,61 @@ class LocalStack:
         self.stop()
 
 
-def main() -> int:
+def describe_state(stack: LocalStack) -> list[str]:
+    """What ``main`` prints about the saved state once the stack is up."""
+    if stack.state_dir is None:
+        return []
+    if stack.restored is not None:
+        lines = [f"  state      restored from {stack.restored.path} in {stack.restored.seconds:.1f}s: {stack.restored}"]
+    elif stack.fresh:
+        lines = [f"  state      empty (--fresh: what is saved in {stack.state_dir} is replaced when this stack stops)"]
+    else:
+        lines = [f"  state      empty (nothing saved yet); saved in {stack.state_dir} when the stack stops"]
+    reconciled = stack.reconciled
+    if isinstance(reconciled, (int, float)) and not isinstance(reconciled, bool):
+        lines.append(f"  reconciler restarted the executions of {reconciled:g} task(s)/gate(s) that were in flight")
+    elif isinstance(reconciled, dict) and reconciled and all(isinstance(v, (int, float)) for v in reconciled.values()):
+        counts = ", ".join(f"{name} {count:g}" for name, count in reconciled.items())
+        lines.append(f"  reconciler restarted the executions in flight: {counts}")
+    lines += [f"  note:      {note}" for note in stack.notes]
+    return lines
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """``make up`` / ``baton up``: ``argv`` are this module's options (none when called as a function)."""
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.local.stack",
+                                     description="Run Baton's local stack in the foreground (make up).")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start empty instead of restoring the saved state (make up FRESH=1); what is saved "
+                             "is replaced when this stack stops")
+    parser.add_argument("--state-dir", type=Path, default=None, metavar="DIR",
+                        help="where the state is saved and restored from (default: .baton/state)")
+    args = parser.parse_args(list(argv) if argv is not None else [])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")  # BATON's JSON logs: set INFO to see every request
     api_port = int(os.environ.get("BATON_API_PORT", "8000"))
-    stack = LocalStack(api_port=api_port, visibility_timeout=30, sweep_seconds=5)
+    state_dir = args.state_dir or ROOT / ".baton" / "state"
+    stack = LocalStack(api_port=api_port, visibility_timeout=30, sweep_seconds=5, state_dir=state_dir,
+                       fresh=args.fresh)
     try:
         stack.start()
+    except snapshots.SnapshotError as error:
+        print(f"baton: the saved state could not be loaded: {error}.\n"
+              f"Nothing was started and the saved state was left as it is. To {snapshots.FRESH_HINT}; "
+              "the saved state is then replaced when that stack stops.", file=sys.stderr)
+        stack.stop()
+        return 1
     except Exception as error:
         print(f"baton: the local stack could not start: {error}", file=sys.stderr)
         stack.stop()
         return 1
     print(f"Baton local stack ready in {stack.startup_seconds:.1f}s")
     print(f"  API        {stack.api_url}")
-    print(f"  dashboard  {stack.dashboard_url}  (sign in with a key: the admin key below, or a human key to approve gates)")
     print(f"  admin key  {stack.admin_key}")
     print(f"  moto       {stack.moto_url}  (AWS_ENDPOINT_URL for the aws CLI / boto3)")
     print(f"  config     {stack.workdir / 'config.json'}  (read by the baton CLI)")
+    for line in describe_state(stack):
+        print(line)
     print("  try:       .venv/bin/baton demo     (in another terminal; Ctrl-C here stops everything)")
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
@@ -284,10 +413,22 @@ def main() -> int:
         stopped.wait()
     except KeyboardInterrupt:
         pass
-    print("\nstopping the local stack ...")
-    stack.stop()
+    print(f"\nstopping the local stack and saving its state in {state_dir} ... (Ctrl-C again abandons the save; "
+          "the previous snapshot is kept)", flush=True)
+    try:
+        stack.stop()
+    except KeyboardInterrupt:
+        print("baton: interrupted: the state was not saved; the previous snapshot is kept", file=sys.stderr)
+        return 1
+    except snapshots.SnapshotError as error:
+        print(f"baton: {error}", file=sys.stderr)
+        return 1
+    if stack.saved is not None:
+        print(f"state saved in {stack.saved.path} in {stack.saved.seconds:.1f}s: {stack.saved}")
+        for warning in stack.saved.warnings:
+            print(f"  warning: {warning}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

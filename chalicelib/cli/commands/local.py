@@ -16,23 +16,31 @@ from ..output import json_option
 Examples:
   baton up                 # API on http://127.0.0.1:8000
   baton up --port 8010
+  baton up --fresh         # start empty, not from .baton/state/
 """)
 @click.option("--port", type=click.IntRange(1, 65535), metavar="PORT",
               help="Port of the API (default: BATON_API_PORT, else 8000).")
+@click.option("--fresh", is_flag=True,
+              help="Start empty instead of restoring the saved state; what is saved is replaced when the stack "
+                   "stops. Same as `make up FRESH=1`.")
 @click.pass_context
-def up(ctx: click.Context, port: Optional[int]) -> None:
+def up(ctx: click.Context, port: Optional[int], fresh: bool) -> None:
     """Run the local stack (moto, API, pipelines, agents).
 
     Starts moto, the API, Step Functions, the SQS pump and the local agent executor. Everything
     runs in this process, in the foreground, until Ctrl-C. It prints the API URL and an
     admin key, and writes both to .baton/config.json, where the other commands find them. Same as
     `make up`.
+
+    Stopping it (Ctrl-C or SIGTERM) saves its data (projects, runs, keys, proofs, queued messages)
+    in .baton/state/, and starting it again restores them, with the same admin key. A saved state
+    that cannot be loaded stops the start with the reason; --fresh starts empty.
     """
     if port:
         os.environ["BATON_API_PORT"] = str(port)
     from ...local.stack import main as run_local_stack
 
-    ctx.exit(run_local_stack())
+    ctx.exit(run_local_stack(["--fresh"] if fresh else []))
 
 
 @click.command()
