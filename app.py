@@ -3,7 +3,7 @@
 from chalice import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import approvals, director, keys, projects, roles, runs, system, tasks
-from chalicelib.api import attention, context, findings, handoffs, jobs, proofs, usage
+from chalicelib.api import attention, context, findings, handoffs, jobs, proofs, state, usage
 from chalicelib.api import dashboard, whoami
 from chalicelib.api.middleware import authenticate_request
 from chalicelib.observability import logger
@@ -14,7 +14,7 @@ app.register_middleware(authenticate_request, "http")
 
 for blueprint in (system.bp, keys.bp, projects.bp, runs.bp, tasks.bp, approvals.bp, roles.bp,
                   handoffs.bp, proofs.bp, findings.bp, context.bp, director.bp, jobs.bp, usage.bp,
-                  attention.bp, whoami.bp, dashboard.bp):
+                  attention.bp, state.bp, whoami.bp, dashboard.bp):
     app.register_blueprint(blueprint)
 
 

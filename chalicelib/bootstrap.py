@@ -30,6 +30,7 @@ from .services.projects import ProjectService
 from .services.proofs import ProofService
 from .services.roles import RoleService
 from .services.runs import RunService
+from .services.state import StateService
 from .services.sweeper import Sweeper
 from .services.tasks import TaskService
 from .services.usage import UsageService
@@ -60,6 +61,7 @@ class Services:
     sweeper: Sweeper
     usage: UsageService
     attention: AttentionService
+    state: StateService
 
 
 _lock = threading.Lock()
@@ -127,6 +129,7 @@ def build_services(settings: Settings, launcher: Any = None) -> Services:
                     bugs=BugService(repos, projects, runs, tasks),
                     context=ContextService(repos, roles, proofs), director=director,
                     usage=UsageService(repos, tasks, runs), attention=AttentionService(repos),
+                    state=StateService(repos, tasks, objects),
                     sweeper=Sweeper(repos, outbox, tasks, approvals))
 
 

@@ -146,7 +146,8 @@ def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = Non
     the success ``status`` and the ``query`` parameters it reads.
 
     Query parameters are refused unless the view reads them through ``api.query`` (which refuses
-    the ones it does not know): a route that changes state takes none, and is refused before it
+    the ones it does not know): a route that changes state takes none but those it declares in
+    ``query`` (``DELETE /tasks/{id}/state/{name}?expected_version=``), and is refused before it
     runs (``DELETE /runs/{id}?dry_run=true`` must not kill the run); a reading route that never
     looked at its parameters answers 400 instead of its result.
     """
@@ -159,8 +160,8 @@ def endpoint(blueprint: Blueprint, path: str, methods: Optional[list[str]] = Non
             safe = request is None or request.method.upper() in SAFE_METHODS
             checked = query_checked.set(False)
             try:
-                if params and not safe:
-                    raise unknown_query_error(params)
+                if params and not safe and not set(params) <= set(query):
+                    raise unknown_query_error(params)   # a write takes only the parameters it declares
                 result = view(**kwargs)
                 if params and not query_checked.get():
                     raise unknown_query_error(params)

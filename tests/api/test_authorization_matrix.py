@@ -90,6 +90,13 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # usage: reported like evidence (an agent under its live claim), read like progress
     ("POST",   "/tasks/{task_id}/usage"):           (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
     ("GET",    "/runs/{run_id}/usage"):             (401, 401, 200, 200, 404, 200, 200, 404, 403, 403, 403),
+    # task state: like evidence, an agent reads and writes it only under its live claim of the task
+    ("GET",    "/tasks/{task_id}/state"):           (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
+    ("PUT",    "/tasks/{task_id}/state/{name}"):    (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
+    ("GET",    "/tasks/{task_id}/state/{name}"):    (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
+    ("DELETE", "/tasks/{task_id}/state/{name}"):    (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
+    ("POST",   "/tasks/{task_id}/state/{name}/upload"):  (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
+    ("POST",   "/tasks/{task_id}/state/{name}/confirm"): (401, 401, 200, 200, 404, 200, 409, 404, 200, 404, 403),
     # attention: everyone reads what waits in its projects; humans and admins resolve
     ("GET",    "/attention"):                       (401, 401, 200, 200, 200, 200, 200, 200, 403, 403, 403),
     ("POST",   "/attention/{item_id}/resolve"):     (401, 401, 200, 200, 404, 403, 403, 404, 403, 403, 403),
@@ -420,6 +427,29 @@ def target_uploaded_proof(world: World, who: str) -> Target:
                   claim_of(world, who, task_id))
 
 
+STATE_BYTES = b'{"n":1}'
+
+
+def target_state(action: str) -> Callable[[World, str], Target]:
+    """A fresh task with (for reads, deletes and confirmations) what the call needs in its state."""
+    def build(world: World, who: str) -> Target:
+        task_id, title = fresh_titled_task(world)
+        base = f"/tasks/{task_id}/state/matrix"
+        if action in ("get", "delete", "list"):
+            assert world.admin.call("PUT", base, {"value": {"n": 1}}).status_code == 200
+        if action == "confirm":
+            asked = world.admin.post(f"{base}/upload", {"size": len(STATE_BYTES),
+                                                        "sha256": hashlib.sha256(STATE_BYTES).hexdigest()})
+            assert asked.status_code == 201, asked.data
+            world.services.proofs.objects.client.put_object(
+                Bucket=world.services.settings.bucket, Key=asked.data["upload"]["fields"]["key"], Body=STATE_BYTES,
+                ContentType="application/json")
+        body = {"put": {"value": {"n": 2}}, "upload": {"size": 7, "sha256": "0" * 64}, "confirm": {}}.get(action)
+        params = {"task_id": task_id} if action == "list" else {"task_id": task_id, "name": "matrix"}
+        return Target(params, body, task_id, {task_id, title}, claim_of(world, who, task_id))
+    return build
+
+
 def target_attention(world: World, who: str) -> Target:
     """An open attention item of project alpha (a task reported stuck), fresh for each case."""
     item = AttentionItem(id=ids.new_id(ids.ATTENTION), kind=AttentionKind.stuck, project_id=PROJECT_A,
@@ -449,6 +479,12 @@ TARGETS: dict[tuple[str, str], Callable[[World, str], Target]] = {
     ("POST", "/runs/{run_id}/tasks"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"title": fresh(w, who)}),
     ("POST", "/runs/{run_id}/approvals/{gate}"): target_gate,
     ("POST", "/attention/{item_id}/resolve"): target_attention,
+    ("GET", "/tasks/{task_id}/state"): target_state("list"),
+    ("PUT", "/tasks/{task_id}/state/{name}"): target_state("put"),
+    ("GET", "/tasks/{task_id}/state/{name}"): target_state("get"),
+    ("DELETE", "/tasks/{task_id}/state/{name}"): target_state("delete"),
+    ("POST", "/tasks/{task_id}/state/{name}/upload"): target_state("upload"),
+    ("POST", "/tasks/{task_id}/state/{name}/confirm"): target_state("confirm"),
     ("POST", "/runs/{run_id}/rollback"): lambda w, who: Target({"run_id": w.run_a["id"]}, {"reason": "matrix"}),
     ("POST", "/tasks/{task_id}/usage"): target_evidence({"model": "m", "tokens_in": 1, "tokens_out": 1,
                                                          "cost_usd": 0.01}),

@@ -7,7 +7,8 @@
   the run's counters and the next event in one transaction.
 * One repository per aggregate, each owning its items (``to_item``/``from_item``), its keys and
   its conditions: projects, runs, tasks, jobs, handoffs, proofs, findings, credentials (API
-  keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up), attention (what waits for a person).
+  keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up), attention (what waits for a person),
+  state (a task's versioned key-value store).
 
 Services get them all as one ``Repositories`` (built once per container by ``bootstrap``).
 """
@@ -33,6 +34,7 @@ from .proofs import ProofRepository
 from .roles import RoleRepository
 from .runs import RunRepository
 from .settings import SettingsRepository
+from .state import StateRepository
 from .table import Page, Table, TransactionCancelledError
 from .tasks import TaskRepository
 from .usage import UsageRepository
@@ -56,6 +58,7 @@ class Repositories:
     settings: SettingsRepository
     usage: UsageRepository
     attention: AttentionRepository
+    state: StateRepository
 
     @property
     def client(self) -> Any:
@@ -82,10 +85,10 @@ def build_repositories(client: Any, table_name: str) -> Repositories:
                         findings=FindingRepository(table), credentials=CredentialRepository(table), outbox=outbox,
                         approvals=ApprovalRepository(table), roles=RoleRepository(table),
                         settings=SettingsRepository(table), usage=UsageRepository(table),
-                        attention=AttentionRepository(table))
+                        attention=AttentionRepository(table), state=StateRepository(table, tasks))
 
 
 __all__ = ["ApprovalRepository", "AttentionRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
            "HandoffRepository", "JobRepository", "OutboxRepository", "Page", "ProjectRepository", "ProofRepository",
-           "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "Table",
+           "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "StateRepository", "Table",
            "TaskRepository", "TransactionCancelledError", "UsageRepository", "build_repositories"]

@@ -259,3 +259,22 @@ def attention_entries(project_id: str, status: str, created_at: str, item_id: st
     sort = f"{created_at}#{item_id}"
     return {"gsi1pk": attention_of_project(project_id, status), "gsi1sk": sort,
             "gsi3pk": f"ATTENTION#{status}", "gsi3sk": sort}
+
+
+STATE_SK_PREFIX = "STATE#"
+STATE_VERSION_SK_PREFIX = "STATEV#"
+
+
+def task_state(task_id: str, name: str) -> dict[str, str]:
+    """A task's state value under ``name``: its current version (a tombstone once deleted)."""
+    return {"pk": task_partition(task_id), "sk": f"{STATE_SK_PREFIX}{name}"}
+
+
+def task_state_version(task_id: str, name: str, version: int) -> dict[str, str]:
+    """One version of it, kept while the task exists."""
+    return {"pk": task_partition(task_id), "sk": f"{STATE_VERSION_SK_PREFIX}{name}#{version:09d}"}
+
+
+def task_state_upload(task_id: str, name: str) -> dict[str, str]:
+    """A large value's upload, between its presigned form and its confirmation."""
+    return {"pk": task_partition(task_id), "sk": f"STATEUP#{name}"}

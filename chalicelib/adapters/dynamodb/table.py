@@ -103,7 +103,7 @@ class Table:
         if sort_condition:
             sort_name, operator, value = sort_condition
             attr_names["#s"] = sort_name
-            expression += f" AND #s {operator} :s"
+            expression += " AND begins_with(#s, :s)" if operator == "begins_with" else f" AND #s {operator} :s"
             values[":s"] = attribute_value(value)
         kwargs: dict[str, Any] = {"TableName": self.name, "KeyConditionExpression": expression,
                                   "ScanIndexForward": forward, "Limit": limit}
