@@ -11,9 +11,10 @@ import functools
 from enum import Enum
 import hashlib
 import json
+import re
 from typing import Optional
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from .base import DomainModel
 from .enums import STAGE_ROLE, Role, Stage
@@ -34,6 +35,9 @@ class ProofType(str, Enum):
     other = "other"
 
 
+SESSION_PATH_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+
+
 class RoleSpec(DomainModel):
     """The body of ``PUT /roles/{role}``: everything that defines how the role works."""
 
@@ -45,6 +49,23 @@ class RoleSpec(DomainModel):
     required_proofs: list[ProofType] = Field(default_factory=list, max_length=6)
     timeout_seconds: int = Field(default=3600, ge=1, le=86_400)
     heartbeat_seconds: int = Field(default=300, ge=1, le=3600)
+    session_paths: list[str] = Field(
+        default_factory=list, max_length=10,
+        description="folders under the agent's HOME where it keeps its session (e.g. .local/share/goose/sessions, "
+                    ".claude): the runner restores them before a job and saves them after, in the task's state")
+    resume_command: Optional[str] = Field(
+        default=None, max_length=4000,
+        description="the command when a saved session exists; {session_id} is stable per task and role")
+
+    @field_validator("session_paths")
+    @classmethod
+    def _relative(cls, paths: list[str]) -> list[str]:
+        for path in paths:
+            parts = path.split("/")
+            if not path or len(path) > 200 or path.startswith("/") or ".." in parts or "" in parts \
+                    or not all(SESSION_PATH_PART.match(part) for part in parts):
+                raise ValueError(f"session path {path!r} must be a relative folder under HOME (no '..', no '//')")
+        return paths
 
 
 class RoleConfig(RoleSpec):
@@ -57,8 +78,11 @@ class RoleConfig(RoleSpec):
 
 
 def digest_of(role: Role, spec: RoleSpec) -> str:
-    canonical = json.dumps({"role": role.value, **spec.model_dump(mode="json")}, sort_keys=True,
-                           separators=(",", ":"))
+    body = spec.model_dump(mode="json")
+    for name, unset in (("session_paths", []), ("resume_command", None)):
+        if body.get(name) == unset:
+            body.pop(name)   # a role without sessions keeps the digest it had before they existed
+    canonical = json.dumps({"role": role.value, **body}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -584,3 +584,27 @@ class OneTask(RuleBasedStateMachine):
 TestOneTask = OneTask.TestCase
 TestOneTask.settings = settings(max_examples=200, stateful_step_count=40, deadline=None,
                                 suppress_health_check=[HealthCheck.too_slow])
+
+
+def test_role_sessions_are_relative_folders_and_leave_old_digests_alone():
+    import json as _json
+
+    from pydantic import ValidationError as _ValidationError
+
+    from chalicelib.domain.enums import Role as _Role
+    from chalicelib.domain.roles import RoleSpec, digest_of
+
+    plain = RoleSpec.model_validate_json(_json.dumps({"prompt": "p", "command": "goose run"}))
+    with_sessions = RoleSpec.model_validate_json(_json.dumps({
+        "prompt": "p", "command": "goose run", "session_paths": [".local/share/goose/sessions"],
+        "resume_command": "goose run --resume --name {session_id}"}))
+    # The digest of a role without sessions is computed as before the fields existed.
+    before = {"role": "dev", **{k: v for k, v in plain.model_dump(mode="json").items()
+                                if k not in ("session_paths", "resume_command")}}
+    import hashlib as _hashlib
+    assert digest_of(_Role.dev, plain) == _hashlib.sha256(
+        _json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    assert digest_of(_Role.dev, with_sessions) != digest_of(_Role.dev, plain)
+    for bad in (["/etc"], ["a/../b"], ["a//b"], [""], ["x" * 201], ["sp ace"]):
+        with pytest.raises(_ValidationError):
+            RoleSpec.model_validate_json(_json.dumps({"prompt": "p", "session_paths": bad}))
