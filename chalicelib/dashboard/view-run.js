@@ -26,7 +26,8 @@ export async function runView(main, ctx) {
   state.lastSeq = first.last;
   if (first.more) {
     state.lastSeq = await latestSeq(runId, ctx.signal);
-    initialEvents = (await eventsAfter(runId, Math.max(0, state.lastSeq - TIMELINE_ROWS), { signal: ctx.signal })).items;
+    initialEvents = (await eventsAfter(runId, Math.max(0, state.lastSeq - TIMELINE_ROWS),
+      { signal: ctx.signal, pages: Math.ceil(TIMELINE_ROWS / 200) })).items;
   }
   // The first page of tasks is drawn at once; the others follow page by page (a big run's board
   // grows while it loads, instead of staying blank until the last page).

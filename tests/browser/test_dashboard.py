@@ -534,3 +534,33 @@ def test_attention_shows_the_gates_while_get_attention_answers_404(dashboard: Da
     expect(item).to_contain_text(HOSTILE_IMG)
     expect(item).to_contain_text(HOSTILE_SCRIPT)
     assert page.evaluate("window.__pwned") is None and page.locator("img[src='x']").count() == 0
+
+
+def test_a_long_history_shows_its_newest_events_without_reading_them_all(dashboard: Dashboard, agents: Agents):
+    """The events API reads forwards only. A run with 5,000 events (served here by a stand-in for
+    GET /runs/{id}/events) opens on its newest 300, found by probing, not by reading 25 pages."""
+    import json
+    from urllib.parse import parse_qs
+
+    run = agents.start_run(["long"], title=unique("Long history"), stages=["dev"])
+    total = 5000
+    reads: list[int] = []
+
+    def events(route: Any) -> None:
+        query = parse_qs(urlsplit(route.request.url).query)
+        after, limit = int(query.get("after", ["0"])[0]), int(query.get("limit", ["50"])[0])
+        reads.append(limit)
+        items = [{"seq": seq, "at": "2026-11-30T10:00:00Z", "actor": "agent:bot", "action": "note.added",
+                  "entity": f"run:{run['id']}", "data": {"n": seq}} for seq in range(after + 1, min(after + limit, total) + 1)]
+        route.fulfill(status=200, content_type="application/json",
+                      body=json.dumps({"items": items, "next_cursor": str(items[-1]["seq"]) if len(items) == limit else None}))
+
+    page = dashboard.page
+    page.route(f"**/runs/{run['id']}/events?*", events)
+    dashboard.sign_in("human", f"#/runs/{run['id']}")
+    rows = page.get_by_test_id("event-row")
+    expect(rows.first).to_have_attribute("data-seq", str(total))
+    expect(rows).to_have_count(300)
+    expect(rows.last).to_have_attribute("data-seq", str(total - 299))
+    assert len([limit for limit in reads if limit == 200]) <= 3, reads     # not 25 pages of 200
+    assert len(reads) < 40, reads

@@ -116,6 +116,9 @@ def test_zip_holds_the_app_and_nothing_built_for_the_local_interpreter(zip_names
     assert "app.py" in zip_names
     assert "chalicelib/__init__.py" in zip_names
     assert any(n.startswith("chalicelib/api/") for n in zip_names)
+    # the dashboard's static files ship with the API (GET /ui serves them from the package)
+    assert {"chalicelib/dashboard/index.html", "chalicelib/dashboard/app.js", "chalicelib/dashboard/style.css"} \
+        <= set(zip_names)
     assert not [n for n in zip_names if "cpython-311" in n or "cp311" in n]
     assert not [n for n in zip_names if "__pycache__/" in n or n.endswith(".pyc")]
     # boto3 comes with the Lambda runtime (requirements.txt): it is not vendored
