@@ -5,4 +5,5 @@
 * ``api_server``: Chalice's local server, answering as API Gateway does.
 * ``pump``: the SQS pump, Lambda's event source mapping for the dispatch queue.
 * ``moto_fidelity``: moto's transactions made atomic under threads.
+* ``snapshot``: the stack's data saved when it stops and restored when it starts (``.baton/state/``).
 """

@@ -19,6 +19,7 @@ On disk (format 1)
 
     .baton/state/                          0700, like every directory below
       CURRENT                              one line: the name of the current snapshot directory
+      LOCK                                 held (flock) by the running stack; holds its pid
       snapshot-<UTC time>-<hex>/
         manifest.json                      {"format": 1, "created_at", "info", "tables", "buckets",
                                             "queues", "admin_key", "files"}
@@ -36,7 +37,8 @@ On disk (format 1)
                                            "attributes" (MessageAttributes; BinaryValue in base64),
                                            "system": {"AWSTraceHeader", "MessageGroupId",
                                            "MessageDeduplicationId"}, "sent_at", "receive_count"}
-      snapshot-.../                        the snapshot before the current one, kept as a backup
+      snapshot-.../                        the snapshot before the current one, kept as a backup (to go
+                                           back to it, stop the stack and write its name into CURRENT)
       .tmp-<hex>/                          a snapshot being written (or one a crash interrupted)
 
 ``manifest.json`` maps ``tables``/``buckets``/``queues`` by resource name to their file and count,
@@ -72,13 +74,14 @@ FORMAT = 1
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
 ADMIN_KEY = "admin-key"
+LOCK = "LOCK"
 SNAPSHOT_PREFIX = "snapshot-"
 TMP_PREFIX = ".tmp-"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,255}$")
 _SNAPSHOT_NAME = re.compile(r"^snapshot-[0-9TZ]+-[0-9a-f]{8}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1024 * 1024
-FRESH_HINT = "start empty with `make up FRESH=1` (or `baton up --fresh`)"
+FRESH_HINT = "`make up FRESH=1` (or `baton up --fresh`)"   # how to start empty instead
 
 # Object fields kept with each version: snapshot field -> (get_object response key, put_object parameter).
 _OBJECT_FIELDS = {
@@ -95,6 +98,42 @@ _OBJECT_FIELDS = {
 
 class SnapshotError(Exception):
     """A snapshot could not be read, restored or written; the message says what and where."""
+
+
+class StateInUse(SnapshotError):
+    """Another running stack holds the state directory (it would save over this one's state)."""
+
+
+class StateLock:
+    """Held by a running stack for its state directory (``LOCK``, an advisory ``flock``): a second stack
+    on the same directory is refused instead of both saving over each other when they stop. The
+    kernel releases it when the process ends, however it ends."""
+
+    def __init__(self, state_dir: Path):
+        self.path = Path(state_dir) / LOCK
+        self._fd: Optional[int] = None
+
+    def acquire(self) -> "StateLock":
+        import fcntl
+
+        _private_dir(self.path.parent)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise StateInUse(f"another local stack (pid {holder}) is using {self.path.parent}: stop it first, or "
+                             "give this one a state directory of its own") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)   # closing the descriptor releases the flock
+            self._fd = None
 
 
 # --------------------------------------------------------------------------- values
@@ -259,7 +298,8 @@ class SnapshotWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _new(self, relative: str) -> _HashingFile:
-        assert self.tmp is not None, "use SnapshotWriter in a with block"
+        if self.tmp is None:
+            raise RuntimeError("use SnapshotWriter in a with block, and commit once")
         path = self.tmp / relative
         if path.parent not in self._dirs:
             _private_dir(path.parent)
@@ -340,7 +380,8 @@ class SnapshotWriter:
     def commit(self, info: Optional[Mapping[str, Any]] = None) -> Path:
         """Make this snapshot the current one (atomically); returns its directory. The snapshot that
         was current is kept as the previous one; older ones and interrupted writes are removed."""
-        assert self.tmp is not None, "use SnapshotWriter in a with block"
+        if self.tmp is None:
+            raise RuntimeError("use SnapshotWriter in a with block, and commit once")
         now = dt.datetime.now(dt.timezone.utc)
         self.manifest["created_at"] = now.isoformat(timespec="seconds").replace("+00:00", "Z")
         self.manifest["info"] = dict(info or {})
@@ -863,5 +904,6 @@ def moto_version_pinner(account_id: str = "123456789012", partition: str = "aws"
 
 
 __all__ = ["FORMAT", "FRESH_HINT", "ObjectVersion", "Resources", "Snapshot", "SnapshotError", "SnapshotWriter",
+           "StateInUse", "StateLock",
            "Summary", "current_name", "decode_item", "discover", "encode_item", "load", "moto_version_pinner",
            "restore", "save"]

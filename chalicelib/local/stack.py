@@ -122,6 +122,7 @@ class LocalStack:
         self.reconciled: Any = None                           # what the reconciler answered after a restore
         self.notes: list[str] = []                            # what the operator should know (printed by main)
         self._save_on_stop = False
+        self._state_lock: Optional[snapshots.StateLock] = None
         self._clients: dict[str, Any] = {}
         self.moto: Any = None
         self.api_server: Any = None
@@ -178,8 +179,12 @@ class LocalStack:
         began = time.monotonic()
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Read and check the saved state before anything starts: one that cannot be loaded stops the
-        # start here (SnapshotError), and is left as it is for the operator to look at.
-        saved = snapshots.load(self.state_dir) if self.state_dir is not None and not self.fresh else None
+        # start here (SnapshotError), and is left as it is for the operator to look at. The state is
+        # this stack's alone until it stops (StateInUse for a second one).
+        saved = None
+        if self.state_dir is not None:
+            self._state_lock = snapshots.StateLock(self.state_dir).acquire()
+            saved = None if self.fresh else snapshots.load(self.state_dir)
         self._set_process_environment()
         from moto.server import ThreadedMotoServer
 
@@ -251,7 +256,8 @@ class LocalStack:
                                           f"{type(error).__name__}: {error}") from error
 
     def _account_id(self) -> str:
-        assert self.resources is not None
+        if self.resources is None:
+            raise RuntimeError("the stack's resources are not created yet")
         return self.resources.dispatch_queue_arn.split(":")[4]
 
     def _admin_key(self, saved: Optional[snapshots.Snapshot]) -> str:
@@ -286,7 +292,8 @@ class LocalStack:
     def save_state(self) -> snapshots.Summary:
         """Snapshot what moto holds now under ``state_dir`` (atomically). ``stop`` calls it once the API,
         the pump, the sweeper and the agents have stopped, and before moto stops."""
-        assert self.state_dir is not None, "a stack without a state_dir keeps nothing"
+        if self.state_dir is None:
+            raise RuntimeError("a stack without a state_dir keeps nothing")
         return snapshots.save(self.state_dir, self._clients, snapshots.discover(self._clients, self.prefix),
                               admin_key=self.admin_key, grace_seconds=self.snapshot_grace_seconds,
                               info={"prefix": self.prefix, "api_url": self.api_url})
@@ -329,6 +336,9 @@ class LocalStack:
         if getattr(self, "_fidelity", None) is not None:
             self._fidelity.__exit__(None, None, None)
             self._fidelity = None
+        if self._state_lock is not None:
+            self._state_lock.release()
+            self._state_lock = None
         from .. import bootstrap
 
         bootstrap.reset_services(None)
@@ -389,10 +399,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                        fresh=args.fresh)
     try:
         stack.start()
+    except snapshots.StateInUse as error:
+        print(f"baton: {error}", file=sys.stderr)
+        stack.stop()
+        return 1
     except snapshots.SnapshotError as error:
         print(f"baton: the saved state could not be loaded: {error}.\n"
-              f"Nothing was started and the saved state was left as it is. To {snapshots.FRESH_HINT}; "
-              "the saved state is then replaced when that stack stops.", file=sys.stderr)
+              f"Nothing was started and the saved state was left as it is. To start empty instead, run "
+              f"{snapshots.FRESH_HINT}: the saved state is then replaced when that stack stops.", file=sys.stderr)
         stack.stop()
         return 1
     except Exception as error:

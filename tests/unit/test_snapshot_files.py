@@ -233,6 +233,16 @@ def test_items_encode_to_dynamodb_json_and_back():
     assert snapshots.decode_item(encoded) == ITEM
 
 
+def test_a_second_stack_on_the_same_state_is_refused_until_the_first_stops(tmp_path):
+    state = tmp_path / "state"
+    first = snapshots.StateLock(state).acquire()
+    with pytest.raises(snapshots.StateInUse, match=rf"another local stack \(pid {os.getpid()}\) is using"):
+        snapshots.StateLock(state).acquire()
+    first.release()
+    snapshots.StateLock(state).acquire().release()
+    assert ((state / snapshots.LOCK).stat().st_mode & 0o777) == 0o600
+
+
 def test_make_up_with_a_snapshot_it_cannot_load_says_why_and_starts_nothing(tmp_path, capsys):
     from chalicelib.local.stack import main
 
