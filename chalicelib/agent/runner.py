@@ -8,6 +8,9 @@ starts per job.
 4. Render the role's prompt (task, latest handoff, proofs, findings) to ``prompt.md`` and run the
    role's command template (``{prompt_file}``, ``{repo_dir}``, ``{proofs_dir}``, ``{python}``), with
    the task's source and inputs beside it (``BATON_TASK_SOURCE``, ``BATON_INPUTS``, ``inputs.json``).
+   A role with ``session_paths`` gets its saved session back under HOME first, runs its
+   ``resume_command`` when one was restored, and has it saved again while and after the command
+   runs (:mod:`.sessions`); ``{session_id}`` / ``BATON_SESSION_ID`` is stable per task and role.
 5. Report what the job used (:mod:`.usage`), then commit and push what the agent changed.
 6. Upload the agent's output (always, as a log proof) and what it left in its proofs folder
    (type inferred: images → screenshot, JUnit XML → test_result, SARIF/bandit/bugs JSON → report,
@@ -41,8 +44,9 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import IO, Any, Mapping, Optional
+from typing import IO, Any, Callable, Mapping, Optional
 
+from . import sessions
 from .client import ApiError, BatonClient
 from .outputs import OUTPUTS_FILE, input_descriptors, read_outputs, refuses_outputs
 from .usage import USAGE_FILE, report_usage
@@ -106,6 +110,7 @@ class Heartbeat(threading.Thread):
         self.lease_seconds = lease_seconds
         self.stopped = threading.Event()
         self.lost: Optional[str] = None
+        self.on_beat: Optional[Callable[[], None]] = None   # after each heartbeat (the session's saves)
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
@@ -120,6 +125,13 @@ class Heartbeat(threading.Thread):
                     self.lost = f"the job ended: {error.message}"
                     return
                 log(f"heartbeat failed, will retry: {error}")
+                continue
+            callback = self.on_beat
+            if callback is not None:
+                try:
+                    callback()
+                except Exception as error:  # the heartbeat goes on whatever a callback does
+                    log(f"warning: after the heartbeat: {type(error).__name__}: {error}")
 
 
 def _exited(process: subprocess.Popen, wait_seconds: float) -> bool:
@@ -234,12 +246,18 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
     beat = Heartbeat(client, task_id, claim_id, max(1.0, heartbeat_seconds / 3), lease_seconds)
     beat.start()
     work: Optional[Path] = None
+    stable: Optional[sessions.JobDirectory] = None
     try:
         code = EXIT_RUNNER_FAILED
         try:
             if workdir is not None:
                 Path(workdir).mkdir(parents=True, exist_ok=True)
-            work = Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
+            if sessions.declared_paths(config.get("session_paths")):   # a path the agent's session can name again
+                stable = sessions.stable_workdir(Path(workdir or tempfile.gettempdir()), task_id, role["role"])
+                if stable is None:
+                    log("warning: the task's session directory is in use or not ours; working in a new one "
+                        "(an agent that finds its session by directory may start a new one)")
+            work = stable.path if stable else Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
             passed, summary, outputs = work_stage(job, client, context, config, task, work, beat)
             code = 0
         except LeaseLostError as lost:
@@ -258,6 +276,8 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
         beat.stopped.set()   # heartbeats run until the stage is handed back, uploads included
         if work is not None:
             remove_tree(work)   # the clone, prompt, proofs and scratch home go with the job
+        if stable is not None:
+            stable.release()
 
 
 def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any], config: dict[str, Any],
@@ -274,22 +294,34 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     runner_git_config = git_config_of(repo)
     prompt_file = work / "prompt.md"
     prompt_file.write_text(render(config["prompt"], prompt_values(context, proofs_dir)))
-    command = render(config.get("command") or job.get("command") or "true", {
+    role = context["role"]["role"]
+    session_id = sessions.session_id(task_id, role)
+    keeper = sessions.keeper_for(client, task_id, role, config, home, log)   # None: the role keeps no session
+    restored = keeper.restore() if keeper else False
+    command = render(sessions.command_template(config, job, restored), {
         "prompt_file": str(prompt_file), "repo_dir": str(repo), "proofs_dir": str(proofs_dir),
-        "python": sys.executable, "task_id": task_id, "stage": stage})
+        "python": sys.executable, "task_id": task_id, "stage": stage, "session_id": session_id})
     env = agent_environment({
         "BATON_TASK_ID": task_id, "BATON_RUN_ID": task["run_id"], "BATON_PROJECT_ID": task["project_id"],
         "BATON_STAGE": stage, "BATON_ITERATION": str(task["iteration"]), "BATON_ATTEMPT": str(job.get("attempt", 1)),
         "BATON_TASK_TITLE": task["title"], "BATON_TASK_DESCRIPTION": task.get("description") or "",
         "BATON_WORKDIR": str(work), "BATON_REPO_DIR": str(repo), "BATON_PROOFS_DIR": str(proofs_dir),
-        "BATON_PROMPT_FILE": str(prompt_file), "BATON_PRIMARY_BRANCH": primary,
+        "BATON_PROMPT_FILE": str(prompt_file), "BATON_PRIMARY_BRANCH": primary, "BATON_SESSION_ID": session_id,
         **input_descriptors(context["task"], work)}, home, scratch_tmp)
     output_path = work / "agent-output.log"
     started = time.monotonic()
-    exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
+    beat.on_beat = keeper.tick if keeper else None   # saves while the command runs, every few minutes at most
+    try:
+        exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
+    finally:
+        beat.on_beat = None
+        if keeper is not None and not beat.lost:   # whatever the exit (a timeout, the runner stopped); not
+            keeper.close()                         # once the lease is gone: the state is someone else's now
     wall_seconds = time.monotonic() - started
     if beat.lost:
         raise LeaseLostError(beat.lost)
+    if keeper is not None:
+        notes.extend(keeper.notes)
     report_usage(client, task_id, proofs_dir, output_path, wall_seconds, log)   # before the advance ends the token
     outputs, problem = read_outputs(proofs_dir)
     if problem:

@@ -6,7 +6,6 @@ from ..bootstrap import get_services
 from ..domain.entities import Event, Progress, Run, Task
 from ..domain.enums import Stage, TaskStatus
 from ..domain.requests import RollbackRequest, RunCreate, TaskCreate
-from ..services.runs import parse_after
 from ..adapters.pagination import parse_limit
 from .http import endpoint, page_body, parse_body, principal
 from .query import enum_param, paging, query
@@ -62,6 +61,8 @@ def add_run_task(run_id):
 @endpoint(bp, "/runs/{run_id}/events", response=Event, lists=True, query=("after", "limit"),
           summary="The run's audit events in order")
 def list_run_events(run_id):
+    from ..services.runs import parse_after  # here, not at import: the runs service loads on first use
+
     params = query(bp, {"after"})
     limit = parse_limit(params.get("limit"))
     events = get_services().runs.events(principal(), run_id, parse_after(params.get("after")), limit)
