@@ -148,6 +148,7 @@ class Task(DomainModel):
     queue_timeout_seconds: int = Field(default=DEFAULT_QUEUE_TIMEOUT_SECONDS, exclude=True)
     wait_reported_for: Optional[str] = Field(default=None, exclude=True)
     claimed_with_key: Optional[str] = Field(default=None, exclude=True)   # the agent key that holds the claim
+    execution: Optional[str] = Field(default=None, exclude=True)   # its execution's name, when not the task id
 
     @property
     def is_terminal(self) -> bool:

@@ -136,6 +136,12 @@ class DispatchService:
             if task is None:
                 logger.error("stage job for unknown task %s dropped", task_id)
                 return None
+            if task.dispatch_seq == dispatch and not task.sfn_token and not task.is_terminal and task.execution:
+                # A reconciled execution took over this job: its token is the one to answer now.
+                attached = task.model_copy(update={"sfn_token": message.token, "version": task.version + 1,
+                                                   "updated_at": clock.now_iso()})
+                self.repos.tasks.replace(attached, task.version)
+                return attached
             if task.dispatch_seq >= dispatch:
                 return task   # a redelivery: recorded already
             if task.is_terminal:

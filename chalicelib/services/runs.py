@@ -144,7 +144,7 @@ class RunService:
 
             records: list[OutboxRecord] = []
             if self.sfn and self.outbox.sfn:
-                records = [StopExecution(arn=self.outbox.sfn.run_execution_arn(run_id),
+                records = [StopExecution(arn=self.outbox.sfn.run_execution_arn(item.get("execution") or run_id),
                                          cause=f"run killed by {principal.actor}")]
             if self.sfn and self.outbox.queue:
                 # However many tasks it has, the kill answers at once: the dispatcher cancels them.
@@ -237,7 +237,7 @@ class RunService:
                     if after.started:
                         deltas[run_effects.ACTIVE_COUNTER] = deltas.get(run_effects.ACTIVE_COUNTER, 0) - 1
                         if self.outbox.sfn:
-                            records.append(StopExecution(arn=self.outbox.sfn.task_execution_arn(after.id),
+                            records.append(StopExecution(arn=self.outbox.sfn.task_execution_arn(after.execution or after.id),
                                                          cause="run killed"))
                 answered = []
                 for after, transition in changes:

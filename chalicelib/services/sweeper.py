@@ -5,18 +5,21 @@
 * re-dispatches the jobs whose lease expired (an agent that went silent, a container that never
   started) — or, without Step Functions, puts their task back in the queue;
 * reports the tasks that waited unclaimed past their run's queue timeout (once per wait);
-* decides the gates whose decision deadline passed, by their ``on_timeout``.
+* decides the gates whose decision deadline passed, by their ``on_timeout``;
+* every ten minutes, reconciles: restarts the executions of open tasks and runs that have none
+  (``reconciler``); the local stack also asks for it after restoring a snapshot.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Optional
 
 from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.enums import Stage
 from .outbox import Outbox
+from .reconciler import Reconciler
 from .tasks import TaskService
 
 logger = logging.getLogger("baton.sweeper")
@@ -26,6 +29,7 @@ LEASES_PER_QUEUE = 50
 # A callback younger than this is most likely being delivered by the request that committed it:
 # the sweeper would only send it twice (harmless, the second is refused, but a wasted call).
 OUTBOX_GRACE_SECONDS = 30.0
+RECONCILE_EVERY_MINUTES = 10
 
 
 class Sweeper:
@@ -35,11 +39,18 @@ class Sweeper:
         self.outbox = outbox
         self.tasks = tasks
         self.approvals = approvals
+        self.reconciler = Reconciler(repos, outbox)
         self.outbox_grace_seconds = outbox_grace_seconds
 
-    def sweep_once(self, limit: int = 200) -> dict[str, Any]:
+    def reconcile(self) -> int:
+        """Restart the executions that should run and do not (see ``services.reconciler``)."""
+        return self.reconciler.reconcile()
+
+    def sweep_once(self, limit: int = 200, reconcile: Optional[bool] = None) -> dict[str, Any]:
         delivered = self.outbox.sweep(limit, min_age_seconds=self.outbox_grace_seconds)
         now = clock.now_iso()
+        if reconcile is None:
+            reconcile = clock.parse_iso(now).minute % RECONCILE_EVERY_MINUTES == 0
         requeued = 0
         for project in self.repos.projects.all():
             for stage in WORKING_STAGES:
@@ -49,7 +60,7 @@ class Sweeper:
         reported = sum(1 for task in self.repos.tasks.overdue_waits(now, limit) if self.tasks.report_waiting(task))
         timed_out = self.approvals.decide_overdue(now) if self.approvals else 0
         result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported,
-                  "gates_timed_out": timed_out}
+                  "gates_timed_out": timed_out, "executions_restarted": self.reconcile() if reconcile else 0}
         logger.info("sweep done", extra=result)
         return result
 

@@ -22,7 +22,6 @@ import pytest
 from chalicelib.agent.client import BatonClient
 from chalicelib.local import snapshot as snapshots
 from chalicelib.local.stack import LocalStack, describe_state, free_port
-from chalicelib.services.sweeper import Sweeper
 from tests.support.waiting import wait_for
 
 PROOF = bytes(range(256)) * 16 + b"\x00 binary, with NULs: byte-identical or not at all"
@@ -75,16 +74,7 @@ def keys_of(stack: LocalStack, table: str) -> set[tuple]:
             for row in rows}
 
 
-def test_a_stopped_stack_starts_again_with_its_items_proofs_keys_and_queued_messages(tmp_path, monkeypatch):
-    # The reconciler (the sweeper's, item 4 of the issue) is a stand-in here: this test is about what
-    # the snapshot brings back, and the stack's call after a restore; the reconciler has tests of its own.
-    reconciled: list[int] = []
-
-    def reconcile(self: Any) -> int:
-        reconciled.append(1)
-        return 2
-
-    monkeypatch.setattr(Sweeper, "reconcile", reconcile, raising=False)
+def test_a_stopped_stack_starts_again_with_its_items_proofs_keys_and_queued_messages(tmp_path):
     state, api_port = tmp_path / "state", free_port()
     first = durable_stack(state, tmp_path / "one", api_port).start()
     try:
@@ -141,8 +131,10 @@ def test_a_stopped_stack_starts_again_with_its_items_proofs_keys_and_queued_mess
         assert second.moto_port != first.moto_port
         assert second.restored is not None and second.restored.items == saved.items
         assert second.admin_key == admin_key                                       # the printed key is the same
-        assert reconciled and second.reconciled == 2                              # asked after the restore
-        assert any("restarted the executions of 2 task(s)/gate(s)" in line for line in describe_state(second))
+        # moto's executions were not saved: the reconciler restarts the two runs' and the two started
+        # tasks' (the queued run's task has not started: its fill message is still queued).
+        assert second.reconciled == 4
+        assert any("restarted the executions of 4 task(s)/gate(s)" in line for line in describe_state(second))
         admin = BatonClient(second.api_url, second.admin_key)
         assert admin.get("/projects/durable")["name"] == "Durable"                 # ... and it works
         for table in tables:                                                      # every item is back
@@ -159,6 +151,20 @@ def test_a_stopped_stack_starts_again_with_its_items_proofs_keys_and_queued_mess
         # The message queued at the stop is delivered: the queued run's task is dispatched and claimable.
         dispatched, _ = claim(agent, "dev", queued["id"])
         assert dispatched == admin.get(f"/runs/{queued['id']}/tasks")["items"][0]["id"]
+        # The run that was in flight completes: its other task goes on from dev, through its restarted
+        # execution, and the run's restarted execution ends with it.
+        staying, claim_id = claim(agent, "dev", run["id"])
+        agent.post(f"/tasks/{staying}/advance", {"claim_id": claim_id, "result": "pass"})
+        again, claim_id = claim(agent, "qa", run["id"])
+        assert again == staying
+        agent.post(f"/tasks/{staying}/advance", {"claim_id": claim_id, "result": "pass"})
+        wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] == "succeeded", "the run to succeed", 30)
+        sfn = second.services.outbox.sfn
+        run_item = second.services.repos.runs.get_item(run["id"])
+        wait_for(lambda: (sfn.describe(sfn.run_execution_arn(run_item["execution"])) or {}).get("status")
+                 == "SUCCEEDED", "the restarted run execution to end", 30)
+        actions = [e["action"] for e in admin.get(f"/runs/{run['id']}/events?limit=200")["items"]]
+        assert actions.count("task.execution_restarted") == 2 and actions.count("run.execution_restarted") == 1
     finally:
         try:
             second.stop()
