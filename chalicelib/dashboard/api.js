@@ -2,6 +2,13 @@
 // error body turned into an ApiError with a message for a person.
 
 const KEY = "baton.api_key";
+// The API's root is the page's folder: /ui on the local stack, /<stage>/ui behind API Gateway's URL.
+const API_ROOT = new URL("./", location.href);
+
+/** The absolute URL of an API path ("/runs/..."), under the API's root. */
+export function apiUrl(apiPath) {
+  return new URL(String(apiPath).replace(/^\/+/, ""), API_ROOT).href;
+}
 let onUnauthorized = () => {};
 
 export const session = {
@@ -53,7 +60,7 @@ export async function request(method, path, body, { signal, key, headers } = {})
   }
   let response;
   try {
-    response = await fetch(path, init);
+    response = await fetch(apiUrl(path), init);
   } catch (error) {
     if (error && error.name === "AbortError") throw error;
     throw new ApiError(0, "unreachable", "The Baton API did not answer.");

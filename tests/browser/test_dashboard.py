@@ -564,3 +564,26 @@ def test_a_long_history_shows_its_newest_events_without_reading_them_all(dashboa
     expect(rows.last).to_have_attribute("data-seq", str(total - 299))
     assert len([limit for limit in reads if limit == 200]) <= 3, reads     # not 25 pages of 200
     assert len(reads) < 40, reads
+
+
+def test_the_page_works_under_a_stage_prefix_as_behind_api_gateway(dashboard: Dashboard, agents: Agents):
+    """API Gateway's own URL puts the stage first (https://…/api/ui): the page loads its files and
+    calls the API relative to where it is. Here /api/* is forwarded to the stack's root."""
+    run = agents.start_run(["prefixed"], title=unique("Prefixed run"), stages=["dev"])
+    root = f"http://127.0.0.1:{dashboard.stack.api_port}"
+    seen: list[str] = []
+
+    def strip_stage(route: Any) -> None:
+        seen.append(route.request.url)
+        answer = route.fetch(url=route.request.url.replace(f"{root}/api/", f"{root}/", 1))
+        route.fulfill(response=answer)
+
+    page = dashboard.page
+    page.route(f"{root}/api/**", strip_stage)
+    page.goto(f"{root}/api/ui#/runs/{run['id']}")
+    page.get_by_test_id("signin-key").fill(agents.keys["human"])
+    page.get_by_test_id("signin-submit").click()
+    expect(page.get_by_test_id("run-title")).to_have_text(run["title"])
+    paths = {urlsplit(u).path for u in dashboard.recorder.requests if u.startswith(root)}
+    assert {"/api/ui/app.js", "/api/ui/style.css", "/api/whoami", f"/api/runs/{run['id']}"} <= paths, paths
+    assert not [p for p in paths if not p.startswith("/api/")], paths
