@@ -1,0 +1,81 @@
+"""Resumable agents on the local stack: a dev role with ``session_paths`` and a ``resume_command``
+(the scripted agent of tests/agents/resumable.py appends a line to a file in its session folder each
+job), a task whose QA fails once (``flaky-qa``): the loop-back's dev job starts from the first dev
+job's session, runs the resume command with the same ``{session_id}`` in the same directory, and
+says so in its handoff and its proof; the task's state holds the session's two versions.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import sys
+import tarfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.agent import sessions
+from chalicelib.agent.client import BatonClient
+from tests.support.agents import bare_repository, scripted_role
+from tests.support.waiting import wait_for
+
+AGENT = Path(__file__).resolve().parents[1] / "agents" / "resumable.py"
+PROJECT = "e2e-sessions"
+SESSION = ".baton-e2e-session"
+
+
+@pytest.fixture(scope="module")
+def admin(stack, tmp_path_factory) -> BatonClient:
+    client = BatonClient(stack.api_url, stack.admin_key)
+    for role in ("qa", "security", "docs", "cicd"):
+        client.put(f"/roles/{role}", scripted_role(role))
+    client.put("/roles/dev", {**scripted_role("dev"), "command": f"{sys.executable} {AGENT} fresh {{session_id}}",
+                              "resume_command": f"{sys.executable} {AGENT} resume {{session_id}}",
+                              "session_paths": [SESSION]})
+    repository = bare_repository(tmp_path_factory.mktemp("repo"), PROJECT)
+    client.post("/projects", {"id": PROJECT, "name": "Sessions", "repository_url": f"file://{repository}"})
+    return client
+
+
+def handoffs_of(client: BatonClient, task_id: str) -> list[dict[str, Any]]:
+    items = client.get(f"/tasks/{task_id}/handoffs?limit=50")["items"]
+    return sorted(items, key=lambda h: h["created_at"])
+
+
+def test_the_loop_back_resumes_the_first_jobs_session(admin, stack):
+    run = admin.post(f"/projects/{PROJECT}/runs", {"title": "resumable", "deploy_gate": False, "stages": ["dev", "qa"],
+                                                   "tasks": [{"title": "resume after flaky-qa"}]})
+    wait_for(lambda: admin.get(f"/runs/{run['id']}")["status"] in ("succeeded", "failed"), "the run to end", 180)
+    assert admin.get(f"/runs/{run['id']}")["status"] == "succeeded"
+    (task,) = [t for t in admin.get(f"/runs/{run['id']}/tasks?limit=50")["items"] if t["source"] != "release"]
+    assert task["iteration"] == 2 and task["stage"] == "complete"
+
+    dev = [h for h in handoffs_of(admin, task["id"]) if h["from_role"] == "dev"]
+    assert [h["summary"] for h in dev] == ["fresh: the session held 0 line(s)", "resume: the session held 1 line(s)"]
+    first_line = dev[1]["notes_for_next"]   # what the second job found: the first job's line
+    assert first_line.startswith("dev iteration=1 attempt=1 mode=fresh session=")
+
+    # the task's state: the session after each dev job, as an archive uploaded to the proof bucket
+    saved = admin.get(f"/tasks/{task['id']}/state/sessions%2Fdev")
+    assert saved["version"] == 2 and saved["content_type"] == "application/octet-stream" and saved["value"] is None
+    with urllib.request.urlopen(saved["download_url"], timeout=30) as response:  # nosec B310  # the local stack
+        archive = response.read()
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(archive))) as tar:
+        log = tar.extractfile(f"{SESSION}/log.txt").read().decode().splitlines()
+    assert len(log) == 2 and log[0] == first_line.strip()
+    assert log[1].startswith("dev iteration=2 attempt=1 mode=resume session=")
+    # one session id for the task and role, in the command and the environment, and one directory
+    session_id = sessions.session_id(task["id"], "dev")
+    fields = [dict(part.split("=", 1) for part in line.split()[1:]) for line in log]
+    assert {f["session"] for f in fields} == {f["env"] for f in fields} == {session_id}
+    assert fields[0]["cwd"] == fields[1]["cwd"] and fields[0]["cwd"].endswith(f"baton-session-{task['id']}-dev/repo")
+
+    # the second dev job's proof says what it found
+    proofs = admin.get(f"/tasks/{task['id']}/proofs?limit=50")["items"]
+    seen = [p for p in proofs if p["filename"] == "session-seen.txt"]
+    assert len(seen) == 2
+    texts = sorted(admin.get(f"/proofs/{p['id']}/text")["text"] for p in seen)
+    assert texts == sorted(["(the session was empty)\n", first_line])
