@@ -326,21 +326,25 @@ def test_the_download_is_refused_past_its_limit(storage):
         sessions.download_bounded("file:///etc/passwd", 1000)
 
 
-def test_what_the_agent_made_unreadable_is_left_out(tmp_path):
+def test_what_the_agent_made_unreadable_is_left_out(tmp_path, monkeypatch):
+    """Files and folders the runner may not open are left out of the archive. Permissions stop no
+    one when the tests run as root (CI does), so the refusals are the kernel's answers, played by
+    ``os.open`` for those two names."""
     home = session_home(tmp_path)
     locked = home / CLAUDE / "locked"
     locked.mkdir()
     (locked / "inside").write_text("x")
     (home / CLAUDE / "unreadable.txt").write_text("y")
-    (home / CLAUDE / "unreadable.txt").chmod(0)
-    locked.chmod(0)
-    try:
-        if os.access(locked, os.R_OK):
-            pytest.skip("running as a user whom permissions do not stop (root)")
-        data, _, _ = sessions.pack(home, PATHS)
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            names = tar.getnames()
-        assert ".claude/locked/inside" not in names and ".claude/unreadable.txt" not in names
-        assert ".claude/projects/-work-repo/5f0c.jsonl" in names
-    finally:
-        locked.chmod(0o700)
+    real_open = os.open
+
+    def refusing_open(path, flags, *args, **kwargs):
+        if os.fsdecode(path) in ("locked", "unreadable.txt"):
+            raise PermissionError(13, "Permission denied", os.fsdecode(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(sessions.os, "open", refusing_open)
+    data, _, _ = sessions.pack(home, PATHS)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        names = tar.getnames()
+    assert ".claude/locked/inside" not in names and ".claude/unreadable.txt" not in names
+    assert ".claude/projects/-work-repo/5f0c.jsonl" in names
