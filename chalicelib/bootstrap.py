@@ -1,67 +1,182 @@
 """The one wiring point: builds AWS clients and services once per container (never per request,
-never at import time, so tests and the local stack can point boto3 at moto first)."""
+never at import time, so tests and the local stack can point boto3 at moto first).
+
+``build_services`` makes the AWS clients and the key service (every authenticated request needs
+it); every other service is built on first use, and its module imported then: a request pays for
+the services its route calls, and the API function never loads the dispatcher, the sweeper or the
+launchers (the launcher, and its ECS client, come with the dispatcher)."""
 
 from __future__ import annotations
 
+import functools
 import threading
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import boto3
 from botocore.config import Config
 
 from .adapters.dynamodb import Repositories, build_repositories
 from .adapters.proofs_s3 import ProofStore
-from .adapters.launchers import EcsLauncher, LocalLauncher
 from .adapters.stepfunctions import DispatchQueue, StepFunctions
 from .config import Settings
 from .services.api_keys import KeyService
-from .services.approvals import ApprovalService
-from .services.attention import AttentionService
-from .services.director import DirectorService
-from .services.bugs import BugService
-from .services.context import ContextService
-from .services.dispatch import DispatchService
-from .services.fix_tasks import FixTaskService
-from .services.handoffs import HandoffService
-from .services.outbox import Outbox
-from .services.projects import ProjectService
-from .services.proofs import ProofService
-from .services.roles import RoleService
-from .services.runs import RunService
-from .services.state import StateService
-from .services.sweeper import Sweeper
-from .services.tasks import TaskService
-from .services.usage import UsageService
+
+if TYPE_CHECKING:
+    from .services.approvals import ApprovalService
+    from .services.bugs import BugService
+    from .services.context import ContextService
+    from .services.director import DirectorService
+    from .services.dispatch import DispatchService
+    from .services.fix_tasks import FixTaskService
+    from .services.handoffs import HandoffService
+    from .services.outbox import Outbox
+    from .services.projects import ProjectService
+    from .services.proofs import ProofService
+    from .services.roles import RoleService
+    from .services.runs import RunService
+    from .services.sweeper import Sweeper
+    from .services.tasks import TaskService
+    from .services.usage import UsageService
 
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"},
                        max_pool_connections=50)
 
 
-@dataclass
+class built_on_first_use(functools.cached_property):
+    """A service of ``Services``: built (its module imported) the first time it is asked for, once,
+    under the container's lock (the local stack serves requests and pumps the queue on threads)."""
+
+    def __get__(self, instance: Any, owner: Optional[type] = None) -> Any:
+        if instance is None:
+            return self
+        with instance._lock:
+            return super().__get__(instance, owner)
+
+
 class Services:
-    settings: Settings
-    repos: Repositories
-    keys: KeyService
-    projects: ProjectService
-    roles: RoleService
-    runs: RunService
-    tasks: TaskService
-    approvals: ApprovalService
-    outbox: Outbox
-    dispatch: DispatchService
-    launcher: Any
-    proofs: ProofService
-    handoffs: HandoffService
-    fix_tasks: FixTaskService
-    bugs: BugService
-    context: ContextService
-    director: DirectorService
-    sweeper: Sweeper
-    usage: UsageService
-    attention: AttentionService
-    state: StateService
+    """The container's services. The imports inside the properties are deferred on purpose (see
+    the module's docstring): each loads a service's code when a request first needs it."""
+
+    def __init__(self, settings: Settings, repos: Repositories, *, sfn: Optional[StepFunctions] = None,
+                 queue: Optional[DispatchQueue] = None, objects: Optional[ProofStore] = None, launcher: Any = None):
+        self.settings = settings
+        self.repos = repos
+        self.keys = KeyService(repos)
+        self._sfn, self._queue, self._objects, self._given_launcher = sfn, queue, objects, launcher
+        self._lock = threading.RLock()
+
+    @built_on_first_use
+    def outbox(self) -> Outbox:
+        from .services.outbox import Outbox
+
+        return Outbox(self.repos, self._sfn, self._queue)
+
+    @built_on_first_use
+    def roles(self) -> RoleService:
+        from .services.roles import RoleService
+
+        return RoleService(self.repos)
+
+    @built_on_first_use
+    def projects(self) -> ProjectService:
+        from .services.projects import ProjectService
+
+        return ProjectService(self.repos, stage=self.settings.stage)
+
+    @built_on_first_use
+    def director(self) -> DirectorService:
+        from .services.director import DirectorService
+
+        return DirectorService(self.repos)
+
+    @built_on_first_use
+    def tasks(self) -> TaskService:
+        from .services.tasks import TaskService
+
+        return TaskService(self.repos, self.roles, self.outbox, sfn=self.settings.uses_step_functions,
+                           max_attempts=self.settings.max_attempts)
+
+    @built_on_first_use
+    def runs(self) -> RunService:
+        from .services.runs import RunService
+
+        return RunService(self.repos, self.projects, self.roles, self.outbox, self.tasks,
+                          sfn=self.settings.uses_step_functions, director=self.director)
+
+    @built_on_first_use
+    def proofs(self) -> ProofService:
+        from .services.proofs import ProofService
+
+        return ProofService(self.repos, self._objects, self.tasks, self.projects, self.roles,
+                            size_limits=self.settings.proof_size_limits)
+
+    @built_on_first_use
+    def approvals(self) -> ApprovalService:
+        from .services.approvals import ApprovalService
+
+        return ApprovalService(self.repos, self.runs, self.tasks)
+
+    @built_on_first_use
+    def handoffs(self) -> HandoffService:
+        from .services.handoffs import HandoffService
+
+        return HandoffService(self.repos, self.tasks)
+
+    @built_on_first_use
+    def fix_tasks(self) -> FixTaskService:
+        from .services.fix_tasks import FixTaskService
+
+        return FixTaskService(self.repos, self.tasks, self.runs, self.proofs)
+
+    @built_on_first_use
+    def bugs(self) -> BugService:
+        from .services.bugs import BugService
+
+        return BugService(self.repos, self.projects, self.runs, self.tasks)
+
+    @built_on_first_use
+    def context(self) -> ContextService:
+        from .services.context import ContextService
+
+        return ContextService(self.repos, self.roles, self.proofs)
+
+    @built_on_first_use
+    def usage(self) -> UsageService:
+        from .services.usage import UsageService
+
+        return UsageService(self.repos, self.tasks, self.runs)
+
+    @built_on_first_use
+    def state(self) -> Any:
+        from .services.state import StateService
+
+        return StateService(self.repos, self.tasks, self._objects)
+
+    @built_on_first_use
+    def attention(self) -> Any:
+        from .services.attention import AttentionService
+
+        return AttentionService(self.repos)
+
+    @built_on_first_use
+    def launcher(self) -> Any:
+        return build_launcher(self.settings) if self._given_launcher is None else self._given_launcher
+
+    @built_on_first_use
+    def dispatch(self) -> DispatchService:
+        from .services.dispatch import DispatchService
+
+        settings = self.settings
+        return DispatchService(self.repos, self.tasks, self.roles, self.keys, self.outbox, self.launcher,
+                               runs=self.runs, api_url=settings.api_url,
+                               launch_window_seconds=settings.launch_window_seconds)
+
+    @built_on_first_use
+    def sweeper(self) -> Sweeper:
+        from .services.sweeper import Sweeper
+
+        return Sweeper(self.repos, self.outbox, self.tasks, self.approvals)
 
 
 _lock = threading.Lock()
@@ -95,6 +210,8 @@ def s3_client(settings: Settings):
 
 
 def build_launcher(settings: Settings) -> Any:
+    from .adapters.launchers import EcsLauncher, LocalLauncher  # only the dispatcher launches jobs
+
     if settings.launcher == "ecs":
         return EcsLauncher(client("ecs", settings), settings.ecs_cluster, settings.ecs_task_definition,
                            settings.ecs_subnets, settings.ecs_security_groups)
@@ -102,35 +219,16 @@ def build_launcher(settings: Settings) -> Any:
 
 
 def build_services(settings: Settings, launcher: Any = None) -> Services:
+    """The AWS clients, made now (botocore reads its settings from the environment when a client is
+    made), and the key service; the other services on first use (``Services``)."""
     repos = build_repositories(client("dynamodb", settings), settings.table_name)
     sfn = queue = None
     if settings.uses_step_functions:
         sfn = StepFunctions(client("stepfunctions", settings), settings.task_state_machine_arn,
                             settings.run_state_machine_arn)
         queue = DispatchQueue(client("sqs", settings), settings.dispatch_queue_url)
-    outbox = Outbox(repos, sfn, queue)
-    keys = KeyService(repos)
-    roles = RoleService(repos)
-    projects = ProjectService(repos, stage=settings.stage)
-    on = settings.uses_step_functions
-    director = DirectorService(repos)
-    tasks = TaskService(repos, roles, outbox, sfn=on, max_attempts=settings.max_attempts)
-    runs = RunService(repos, projects, roles, outbox, tasks, sfn=on, director=director)
-    launcher = launcher or build_launcher(settings)
-    dispatch = DispatchService(repos, tasks, roles, keys, outbox, launcher, runs=runs, api_url=settings.api_url,
-                               launch_window_seconds=settings.launch_window_seconds)
     objects = ProofStore(s3_client(settings), settings.bucket) if settings.bucket else None
-    proofs = ProofService(repos, objects, tasks, projects, roles, size_limits=settings.proof_size_limits)
-    approvals = ApprovalService(repos, runs, tasks)
-    return Services(settings=settings, repos=repos, keys=keys, projects=projects, roles=roles, runs=runs,
-                    tasks=tasks, approvals=approvals, outbox=outbox, dispatch=dispatch,
-                    launcher=launcher, proofs=proofs, handoffs=HandoffService(repos, tasks),
-                    fix_tasks=FixTaskService(repos, tasks, runs, proofs),
-                    bugs=BugService(repos, projects, runs, tasks),
-                    context=ContextService(repos, roles, proofs), director=director,
-                    usage=UsageService(repos, tasks, runs), attention=AttentionService(repos),
-                    state=StateService(repos, tasks, objects),
-                    sweeper=Sweeper(repos, outbox, tasks, approvals))
+    return Services(settings, repos, sfn=sfn, queue=queue, objects=objects, launcher=launcher)
 
 
 def get_services() -> Services:
