@@ -12,8 +12,8 @@ The services are built once from a ``Settings`` the stack makes (moto's endpoint
 credentials, the resources' names, the API URL) and installed with ``bootstrap.reset_services``:
 the API, the pump's dispatcher and the sweeper all take them from ``bootstrap.get_services()``.
 
-It prints the API URL, an admin key and its own start-up time, and writes both to
-``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
+It prints the API URL, the dashboard's URL (``/ui``), an admin key and its own start-up time, and
+writes the URL and the key to ``.baton/config.json`` for the CLI. Ctrl-C stops everything it started.
 
 Its data outlives it (``make up``; a ``LocalStack`` keeps nothing unless given a ``state_dir``): stopping
 (Ctrl-C or SIGTERM) saves the tables' items, the proof bucket's object versions, the queues' messages
@@ -140,6 +140,10 @@ class LocalStack:
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.api_url}/ui"
 
     def settings(self, resources: Optional[LocalResources] = None) -> Settings:
         """What the services are built from: the operator's tunables from the environment (e.g.
@@ -415,6 +419,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     print(f"Baton local stack ready in {stack.startup_seconds:.1f}s")
     print(f"  API        {stack.api_url}")
+    print(f"  dashboard  {stack.dashboard_url}  (sign in with a key: the admin key below, or a human key to approve gates)")
     print(f"  admin key  {stack.admin_key}")
     print(f"  moto       {stack.moto_url}  (AWS_ENDPOINT_URL for the aws CLI / boto3)")
     print(f"  config     {stack.workdir / 'config.json'}  (read by the baton CLI)")
