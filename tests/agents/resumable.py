@@ -4,11 +4,16 @@
 resume_command). Each job appends one line to ``~/.baton-e2e-session/log.txt`` (its stage,
 iteration, attempt, mode, session id and working directory) and says what that file held when it
 started, in its handoff (summary and notes_for_next) and as a proof (``session-seen.txt``).
+
+A task whose title says ``stop-once``: on its first attempt the agent, once its line is written,
+stops its runner with SIGTERM (as ECS stops a container) and waits to be stopped with it.
 """
 
 import json
 import os
+import signal
 import sys
+import time
 
 mode, session_arg = sys.argv[1], sys.argv[2]
 folder = os.path.join(os.environ["HOME"], ".baton-e2e-session")
@@ -23,6 +28,13 @@ line = (f"{os.environ.get('BATON_STAGE')} iteration={os.environ.get('BATON_ITERA
         f"env={os.environ.get('BATON_SESSION_ID')} cwd={os.getcwd()}\n")
 with open(log, "a") as kept:
     kept.write(line)
+if "stop-once" in os.environ.get("BATON_TASK_TITLE", "") and os.environ.get("BATON_ATTEMPT") == "1":
+    leader = os.getsid(0)   # the runner starts the command in a session of its own: its parent is the runner
+    with open(f"/proc/{leader}/stat") as stat:
+        runner = int(stat.read().rsplit(")", 1)[1].split()[1]) if leader != os.getpid() else os.getppid()
+    os.kill(runner, signal.SIGTERM)
+    time.sleep(60)
+    sys.exit(9)
 proofs = os.environ["BATON_PROOFS_DIR"]
 with open(os.path.join(proofs, "session-seen.txt"), "w") as proof:
     proof.write(seen or "(the session was empty)\n")
