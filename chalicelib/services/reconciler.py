@@ -84,8 +84,8 @@ class Reconciler:
         name = f"{task.id}-r{dispatch}"
         if name == task.execution:
             return 0   # restarted for this job already (its execution may still be starting)
-        after = task.model_copy(update={"execution": name, "sfn_token": None, "version": task.version + 1,
-                                        "updated_at": clock.now_iso()})
+        after = task.model_copy(update={"execution": name, "sfn_token": None,  # nosec B105  # clears a token
+                                        "version": task.version + 1, "updated_at": clock.now_iso()})
         record = StartExecution(machine="task", name=name,
                                 input={"task_id": task.id, "dispatch": dispatch, "attempt": max(task.attempt, 1)})
         try:
