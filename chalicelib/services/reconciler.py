@@ -20,7 +20,7 @@ minutes, and the local stack once after restoring a snapshot.
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock
@@ -35,6 +35,9 @@ logger = logging.getLogger("baton.reconciler")
 ACTOR = "system:reconciler"
 OPEN_RUN_STATUSES = (RunStatus.running, RunStatus.awaiting_approval)
 RUNS_PER_PROJECT = 200
+# A task or run changed this recently may have its execution still being started (StartExecution
+# goes out right after the commit that asked for it): only older ones are looked at.
+SETTLE_SECONDS = 60
 
 
 class Reconciler:
@@ -42,15 +45,20 @@ class Reconciler:
         self.repos = repos
         self.outbox = outbox
 
-    def reconcile(self) -> int:
-        """Restart what should run and does not; returns how many executions it started."""
+    def reconcile(self, settle_seconds: Optional[float] = None) -> int:
+        """Restart what should run and does not; returns how many executions it started. Tasks and
+        runs changed in the last ``SETTLE_SECONDS`` are left alone (their execution may be starting);
+        ``settle_seconds=0`` looks at everything (after a restore nothing is starting)."""
         if self.outbox.sfn is None:
             return 0
         started = 0
+        wait = SETTLE_SECONDS if settle_seconds is None else settle_seconds
+        settled = clock.plus_seconds(clock.now_iso(), -wait) if wait else "9999"
         for run_item in self._open_runs():
-            started += self._run(run_item)
+            if str(run_item.get("updated_at", "")) < settled:
+                started += self._run(run_item)
             for task in self.repos.tasks.of_run(run_item["id"]):
-                if not task.is_terminal and task.started and not task.held:
+                if not task.is_terminal and task.started and not task.held and task.updated_at < settled:
                     started += self._task(task)
         if started:
             logger.info("reconciled", extra={"executions_started": started})

@@ -40,17 +40,22 @@ class Sweeper:
         self.tasks = tasks
         self.approvals = approvals
         self.reconciler = Reconciler(repos, outbox)
+        self._reconciled_mark = ""
         self.outbox_grace_seconds = outbox_grace_seconds
 
-    def reconcile(self) -> int:
-        """Restart the executions that should run and do not (see ``services.reconciler``)."""
-        return self.reconciler.reconcile()
+    def reconcile(self, settle_seconds: Optional[float] = 0) -> int:
+        """Restart the executions that should run and do not (see ``services.reconciler``). Called by
+        hand (the local stack after a restore) it looks at everything; the schedule leaves what
+        changed in the last minute alone."""
+        return self.reconciler.reconcile(settle_seconds)
 
     def sweep_once(self, limit: int = 200, reconcile: Optional[bool] = None) -> dict[str, Any]:
         delivered = self.outbox.sweep(limit, min_age_seconds=self.outbox_grace_seconds)
         now = clock.now_iso()
-        if reconcile is None:
-            reconcile = clock.parse_iso(now).minute % RECONCILE_EVERY_MINUTES == 0
+        if reconcile is None:   # in the minute of each ten-minute mark, once per process
+            mark = now[:16]
+            reconcile = clock.parse_iso(now).minute % RECONCILE_EVERY_MINUTES == 0 and mark != self._reconciled_mark
+            self._reconciled_mark = mark if reconcile else self._reconciled_mark
         requeued = 0
         for project in self.repos.projects.all():
             for stage in WORKING_STAGES:
@@ -60,7 +65,8 @@ class Sweeper:
         reported = sum(1 for task in self.repos.tasks.overdue_waits(now, limit) if self.tasks.report_waiting(task))
         timed_out = self.approvals.decide_overdue(now) if self.approvals else 0
         result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported,
-                  "gates_timed_out": timed_out, "executions_restarted": self.reconcile() if reconcile else 0}
+                  "gates_timed_out": timed_out,
+                  "executions_restarted": self.reconciler.reconcile() if reconcile else 0}
         logger.info("sweep done", extra=result)
         return result
 
