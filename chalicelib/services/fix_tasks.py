@@ -24,7 +24,8 @@ from ..domain.errors import ConflictError, PayloadTooLargeError, RuleViolationEr
 from ..domain.findings.reports import FindingsReport, FindingsResult
 from ..domain.proofs import ProofStatus
 from ..domain.severity import DEFAULT_FINDING_THRESHOLD, SEVERITY_PRIORITY, SEVERITY_RANK, Severity, counts_by_severity
-from ..domain.findings import Finding, fix_task_description, fix_task_title, parse_report, verdict
+from ..domain.findings.finding import Finding, fix_task_description, fix_task_title, verdict
+from ..domain.findings.reading import parse_report
 from ..domain.entities import Task
 from ..domain.enums import AdvanceResult, TaskSource
 from .proofs import ProofService

@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.errors import InvalidInputError
-from chalicelib.domain.findings import Finding, fix_task_title, parse_report, severity_from_score, verdict
+from chalicelib.domain.findings.finding import Finding, fix_task_title, verdict
+from chalicelib.domain.findings.reading import parse_report
 from chalicelib.domain.findings.reports import ReportFormat
+from chalicelib.domain.findings.sarif import severity_from_score
 from chalicelib.domain.severity import Severity
 from tests.support.scanner_reports import BANDIT_JSON, BANDIT_SARIF, EXPECTED_AT_OR_ABOVE_MEDIUM
 

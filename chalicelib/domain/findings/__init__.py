@@ -10,7 +10,9 @@ Accepted reports, one parser each (a ``parse()``)
 
 ``reading`` loads a report safely, recognises its shape and picks the parser; ``fields`` is how
 every parser reads a report's fields; ``finding`` is the result (and the fix task it becomes);
-``reports`` the API's request and answer.
+``reports`` the API's request and answer. Import from the module itself: this package imports
+none of them, so the API's import of ``reports`` loads no parser (the service that reports
+findings loads them when a request first needs it).
 
 Severity
 --------
@@ -27,11 +29,3 @@ A finding is "the same" when its rule, file, line and the tool's own fingerprint
 ``dedup_key`` hashes those four (not the tool's name, so bandit's SARIF and JSON reports of one
 scan name the same findings).
 """
-
-from .finding import Finding, ParsedReport, fix_task_description, fix_task_title, verdict
-from .reading import detect_format, load_report, parse_report
-from .reports import FindingsReport, FindingsResult, ReportFormat
-from .sarif import severity_from_score
-
-__all__ = ["Finding", "FindingsReport", "FindingsResult", "ParsedReport", "ReportFormat", "detect_format",
-           "fix_task_description", "fix_task_title", "load_report", "parse_report", "severity_from_score", "verdict"]
