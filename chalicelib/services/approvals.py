@@ -26,7 +26,7 @@ from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, Rul
 from ..domain.messages import AnswerToken, CancelMessage, Enqueue, OutboxRecord, ResumeMessage
 from ..domain.requests import ApprovalRequest
 from . import run_effects
-from .attention import gate_opener, gate_ops, gate_resolution_ops
+from .attention import gate_opener, gate_resolution_ops, wait_at_budget_gate
 from .run_effects import answer_run_wait, gate_answer
 from .runs import RunService
 from .tasks import TaskService
@@ -135,15 +135,11 @@ class ApprovalService:
             effect.outbox.append(Enqueue(body=ResumeMessage(run_id=run_id, actor=actor)))
             if gate == "canary":
                 effect.set["canary_state"] = CanaryState.approved.value
-                if usage.budget_of_run(run).state == usage.BudgetState.exhausted:
+                budget = usage.budget_of_run(run)
+                if budget.state == usage.BudgetState.exhausted:
                     # The canary spent the budget: the rest waits for a raise (the budget gate).
                     effect.remove.remove("gate")
-                    effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
-                    effect.operations += gate_ops(
-                        self.repos, {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
-                                     "requested_at": clock.now_iso(),
-                                     "summary": usage.budget_of_run(run).model_dump(mode="json")},
-                        run["project_id"], reopen_approved=True)
+                    wait_at_budget_gate(self.repos, run, budget, effect)
                 return effect
             # budget: the raised ceilings, and the run settles if every task ended meanwhile
             ceilings = dict(run.get("ceilings") or {})

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from ..adapters.dynamodb import Page, Repositories
+from ..adapters.dynamodb import Page, Repositories, RunEffect
 from ..adapters.pagination import decode_cursor, encode_cursor
 from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.entities import AttentionItem
-from ..domain.enums import AttentionKind, AttentionStatus
+from ..domain.enums import ApprovalStatus, AttentionKind, AttentionStatus, RunStatus
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
 from ..domain.ids import is_valid_id, new_id
+from ..domain.usage import Budget
 
 GATE_SUMMARIES = {"canary": "the canary ended: decide whether the rest of the run starts",
                   "deploy": "every task ended: decide whether the run's work is released",
@@ -41,6 +42,16 @@ def gate_ops(repos: Repositories, gate: dict[str, Any], project_id: str, *,
 def gate_opener(repos: Repositories, *, reopen_approved: bool = False) -> Any:
     """``open_gate`` for ``run_effects``: a gate dict (with ``project_id``) → its operations."""
     return lambda gate: gate_ops(repos, gate, gate["project_id"], reopen_approved=reopen_approved)
+
+
+def wait_at_budget_gate(repos: Repositories, run_item: dict[str, Any], budget: Budget, effect: RunEffect) -> None:
+    """The run waits at its budget gate: its status and gate, and the gate opened (again: a budget
+    gate approved with a raise opens anew when the raised budget is used up) with its attention item."""
+    effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
+    effect.operations += gate_ops(
+        repos, {"run_id": run_item["id"], "gate": "budget", "status": ApprovalStatus.pending.value,
+                "requested_at": clock.now_iso(), "summary": budget.model_dump(mode="json")},
+        run_item["project_id"], reopen_approved=True)
 
 
 def gate_resolution_ops(repos: Repositories, approval: dict[str, Any], *, by: str, comment: str) -> list[dict[str, Any]]:
@@ -92,4 +103,4 @@ class AttentionService:
         return self.repos.attention.get(item.id) or item
 
 
-__all__ = ["AttentionService", "gate_opener", "gate_ops", "gate_resolution_ops"]
+__all__ = ["AttentionService", "gate_opener", "gate_ops", "gate_resolution_ops", "wait_at_budget_gate"]

@@ -14,12 +14,12 @@ from typing import Any
 from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import canary, clock, ids, usage
 from ..domain.auth import Action, Principal, authorize
-from ..domain.enums import STAGE_ROLE, ApprovalStatus, RunStatus
+from ..domain.enums import STAGE_ROLE, RunStatus
 from ..domain.errors import ConflictError, NotFoundError
 from ..domain.ids import is_valid_id
 from ..domain.progress import apply_deltas
 from ..domain.usage import BUDGET_ORDER, BudgetState, RunUsage, UsageReport
-from .attention import gate_ops
+from .attention import wait_at_budget_gate
 from .retries import on_fresh_read
 from .runs import RunService
 from .tasks import TaskService
@@ -85,12 +85,8 @@ class UsageService:
                     and current.get("gate") != "budget":
                 if status == RunStatus.awaiting_approval:
                     return effect   # it waits at another gate; the budget is asked when it goes on
-                effect.set.update({"status": RunStatus.awaiting_approval.value, "gate": "budget"})
+                wait_at_budget_gate(self.repos, current, now_budget, effect)
                 effect.event_data["run_status"] = RunStatus.awaiting_approval.value
-                effect.operations += gate_ops(
-                    self.repos, {"run_id": run_id, "gate": "budget", "status": ApprovalStatus.pending.value,
-                                 "requested_at": clock.now_iso(), "summary": now_budget.model_dump(mode="json")},
-                    current["project_id"], reopen_approved=True)
             return effect
 
         action = "budget.exhausted" if budget.state == BudgetState.exhausted else "budget.warning"
