@@ -191,10 +191,15 @@ class TaskStateSaver(BaseCheckpointSaver[str]):
 
     @classmethod
     def from_environment(cls, environ: Optional[Mapping[str, str]] = None, **options: Any) -> "TaskStateSaver":
-        """A saver for the task and credentials the environment names: ``BATON_API_URL``,
-        ``BATON_API_KEY`` (a job token, or an agent key), ``BATON_CLAIM`` (the claim an agent key
-        works under; a job token needs none) and ``BATON_TASK_ID``."""
+        """A saver for the task the environment names (``BATON_TASK_ID``) and the way to its state:
+        inside a job run by Baton's runner, its state proxy (``BATON_STATE_URL`` and
+        ``BATON_STATE_TOKEN``, see :mod:`chalicelib.agent.state_proxy`); elsewhere ``BATON_API_URL``,
+        ``BATON_API_KEY`` (a job token, or an agent key) and ``BATON_CLAIM`` (the claim an agent key
+        works under; a job token needs none)."""
         environ = os.environ if environ is None else environ
+        if environ.get("BATON_STATE_URL") and environ.get("BATON_STATE_TOKEN") and environ.get("BATON_TASK_ID"):
+            return cls(BatonClient(environ["BATON_STATE_URL"], environ["BATON_STATE_TOKEN"]), environ["BATON_TASK_ID"],
+                       **options)
         missing = [n for n in ("BATON_API_URL", "BATON_API_KEY", "BATON_TASK_ID") if not environ.get(n)]
         if missing:
             raise ValueError(f"set {', '.join(missing)} to keep LangGraph checkpoints in the task's state")

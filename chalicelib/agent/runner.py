@@ -29,7 +29,8 @@ the job ends) and keeps the token in memory only. Before anything else it makes 
 non-dumpable, so processes of the same user (the agent) cannot read its environ, memory or cwd
 through ``/proc``. The agent's command gets an environment built from an allow-list
 (:func:`work.agent_environment`), and git runs with a scrubbed one and without the working copy's
-hooks (:func:`work.git`).
+hooks (:func:`work.git`). What the command may reach is the task's state, through a proxy that lives
+as long as the command (:mod:`.state_proxy`: ``BATON_STATE_URL``, ``BATON_STATE_TOKEN``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from . import sessions
 from .client import ApiError, BatonClient
 from .outputs import OUTPUTS_FILE, input_descriptors, read_outputs, refuses_outputs
 from .usage import USAGE_FILE, report_usage
+from .state_proxy import StateProxy
 from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
                    prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
 
@@ -312,7 +314,9 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     started = time.monotonic()
     beat.on_beat = keeper.tick if keeper else None   # saves while the command runs, every few minutes at most
     try:
-        exit_code = run_command(command, repo, env, output_path, int(config.get("timeout_seconds") or 3600), beat)
+        with StateProxy(client, task_id) as state:   # the task's state, lent to the command for this job only
+            exit_code = run_command(command, repo, {**env, **state.environment()}, output_path,
+                                    int(config.get("timeout_seconds") or 3600), beat)
     finally:
         beat.on_beat = None
         if keeper is not None and not beat.lost:   # whatever the exit (a timeout, the runner stopped); not

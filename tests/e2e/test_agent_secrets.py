@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.agent.client import ApiError, BatonClient
 from chalicelib.agent.transfer import download
 from chalicelib.cli.client import CliClient
 from chalicelib.local.stack import LocalStack
@@ -113,6 +114,12 @@ def test_a_prying_agent_finds_no_key(stack, repository, project, tmp_path):
     assert env["BATON_TASK_ID"] == task["id"] and env["HOME"].startswith(env["BATON_WORKDIR"])
     assert not [n for n in env if n.startswith(("AWS_", "MOTO_", "PYTHON")) or n in (
         "BATON_API_KEY", "BATON_LAUNCH_CODE", "BATON_API_URL", "BATON_JOB", "BATON_RUNNER_PID")]
+    # What it was lent: its task's state through the runner's proxy, whose token the API does not know.
+    assert env["BATON_STATE_URL"].startswith("http://127.0.0.1:") and env["BATON_STATE_TOKEN"].startswith("bs_")
+    assert not issued(stack, env["BATON_STATE_TOKEN"])
+    with pytest.raises(ApiError) as refused:
+        BatonClient(stack.api_url, env["BATON_STATE_TOKEN"]).get(f"/tasks/{task['id']}/state")
+    assert refused.value.status == 401
 
     # The runner deleted the job's work dir; its log and the run's audit events hold no credential.
     workdir = next(found for where, found in stats if where == "workdir")
