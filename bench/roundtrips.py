@@ -37,7 +37,9 @@ MINIMUM: dict[str, tuple[int, str]] = {
     "GET /runs/{id}": (2, "key lookup, the run item"),
     "GET /tasks/{id}": (2, "key lookup, the task item"),
     "GET /projects/{id}": (2, "key lookup, the project item"),
-    "GET /tasks/{id}/context": (4, "key lookup + at most three DynamoDB round trips (design)"),
+    "GET /tasks/{id}/context": (5, "key lookup, three bounded Queries of the task's partition (the task with its "
+                                   "latest jobs, the latest handoffs, the latest proofs), one BatchGetItem (run, "
+                                   "project, settings); the pinned role version is read once per container"),
 }
 JOB_TOKEN_EXTRA = 1
 

@@ -4,9 +4,11 @@ Bounded work however long the task's history: the latest handoffs (at most ``CON
 and ``CONTEXT_HANDOFF_BYTES`` of them), proofs and attempts, with cursors into
 ``GET /tasks/{id}/handoffs`` and ``/proofs`` for the rest, so the answer stays far below Lambda's
 6 MB response limit whatever was posted. Round trips: one Query each for the task with its latest
-jobs, its handoffs and its proofs (all in the task's partition ``TASK#{id}``), one for the current
-stage's stored proofs (when its role requires some), one BatchGetItem (run, project, director
-settings) and one GetItem (the pinned role version).
+jobs, its handoffs and its proofs (all in the task's partition ``TASK#{id}``), one BatchGetItem (run,
+project, director settings). The current stage's stored proofs (when its role requires some) come
+from the proofs page when it holds all of the task's proofs (else one more Query), and the pinned
+role version from the role repository, which keeps the immutable versions it read (one GetItem per
+version and container).
 
 Presigning the screenshots' URLs is local computation, not a call.
 """
@@ -21,7 +23,7 @@ from ..domain import ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
 from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
-from ..domain.proofs import missing_proofs
+from ..domain.proofs import ProofStatus, missing_proofs
 from ..domain.ids import is_valid_id
 from ..domain.enums import STAGE_ROLE
 from .proofs import ProofService
@@ -68,8 +70,10 @@ class ContextService:
             config = self.roles.pinned_for_stage(run_item, task.stage)
             role = RoleView(role=config.role, version=config.version, digest=config.digest, prompt=config.prompt,
                             required_proofs=config.required_proofs)
-            stage_proofs = self.repos.proofs.stored_of_stage(task.id, task.stage.value, task.iteration) \
-                if config.required_proofs else []
+            stage_proofs = stored_of_stage(proof_page, task.stage.value, task.iteration) if config.required_proofs \
+                else []
+            if stage_proofs is None:   # the task has more proofs than the page: ask for the stage's own
+                stage_proofs = self.repos.proofs.stored_of_stage(task.id, task.stage.value, task.iteration)
             requirements = StageRequirements(
                 stage=task.stage.value, iteration=task.iteration, required_proofs=config.required_proofs,
                 missing=missing_proofs(config.required_proofs, stage_proofs, stage=task.stage.value,
@@ -80,6 +84,14 @@ class ContextService:
         return TaskContext(task=task, run=item_to_run(run_item), project=project, role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
                            handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor)
+
+
+def stored_of_stage(page: Any, stage: str, iteration: int) -> Optional[list[Any]]:
+    """The stage's stored proofs, from the page of the task's newest proofs when it holds all of them
+    (no next page); None when it does not, and they must be read."""
+    if page.next_cursor:
+        return None
+    return [p for p in page.items if p.stage == stage and p.iteration == iteration and p.status == ProofStatus.stored]
 
 
 def within_budget(handoffs: list[Any], budget: int, next_cursor: Optional[str],

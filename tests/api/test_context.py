@@ -89,8 +89,9 @@ def test_the_context_costs_a_fixed_number_of_round_trips_and_is_bounded_however_
     with dynamodb_calls(services.repos.client) as calls:
         context = services.context.get(services.keys.authenticate("Bearer " + api.key), qa_task["id"])
     operations = [operation for operation, _ in calls if not is_authentication((operation, _))]
-    # task + latest jobs, handoffs, proofs, the stage's stored proofs; run/project/settings; the role
-    assert operations == ["Query", "Query", "Query", "BatchGetItem", "GetItem", "Query"], operations
+    # task + latest jobs, handoffs, proofs (all 32 in the page: the stage's stored proofs are among
+    # them); run/project/settings; the pinned role version, read once per process (versions never change)
+    assert operations == ["Query", "Query", "Query", "BatchGetItem", "GetItem"], operations
     # The latest of each, with cursors for the rest (contract v1.1: bounded work per request).
     assert len(context.handoffs) == context_module.CONTEXT_HANDOFFS
     assert len(context.proofs) == min(32, context_module.CONTEXT_PROOFS) and context.proofs_next_cursor is None
@@ -102,8 +103,19 @@ def test_the_context_costs_a_fixed_number_of_round_trips_and_is_bounded_however_
     with dynamodb_calls(services.repos.client) as calls:
         response = api.get(f"/tasks/{qa_task['id']}/context")
     assert response.status_code == 200
-    assert [op for op, params in calls if not is_authentication((op, params))] == operations
-    assert len(calls) == len(operations) + 1                 # plus the API key lookup of the request itself
+    assert [op for op, params in calls if not is_authentication((op, params))] == operations[:-1]   # the role kept
+    assert len(calls) == len(operations)                     # plus the API key lookup of the request itself
+
+    # More proofs than the page holds: the stage's stored proofs are asked for (one more Query).
+    for i in range(context_module.CONTEXT_PROOFS):
+        assert declare(api, qa_task["id"], "log", f"more {i}".encode(), f"more-{i}.txt", "text/plain").status_code == 201
+    with dynamodb_calls(services.repos.client) as calls:
+        response = api.get(f"/tasks/{qa_task['id']}/context")
+    assert response.status_code == 200 and response.data["proofs_next_cursor"]
+    # the same requirements either way: the screenshot found beyond the page, the test result still missing
+    assert response.data["requirements"]["missing"] == context.requirements.missing == ["test_result"]
+    assert [op for op, params in calls if not is_authentication((op, params))] == ["Query", "Query", "Query",
+                                                                                     "BatchGetItem", "Query"]
 
 
 def test_the_context_stays_small_whatever_was_posted(api, services, qa_task, monkeypatch):

@@ -1,5 +1,9 @@
 """Role configs: immutable versions ``ROLE#{role}``/``V#{version:06d}`` and an ``ACTIVE`` copy of the
-latest; publishing writes version N and moves ACTIVE in one transaction, conditioned on N-1."""
+latest; publishing writes version N and moves ACTIVE in one transaction, conditioned on N-1.
+
+A version never changes once written, so the repository keeps the versions it read (a few hundred
+at most, per process): the task context and the dispatcher read a run's pinned version once per
+container, not once per request."""
 
 from __future__ import annotations
 
@@ -10,15 +14,27 @@ from . import keyspace
 from .table import Table, TransactionCancelledError
 
 
+VERSIONS_KEPT = 256
+
+
 class RoleRepository:
     def __init__(self, table: Table):
         self.table = table
+        self._versions: dict[tuple[str, int], dict[str, Any]] = {}
 
     def active(self, role: str) -> Optional[dict[str, Any]]:
         return self.table.get(keyspace.role_active(role))
 
     def version(self, role: str, version: int) -> Optional[dict[str, Any]]:
-        return self.table.get(keyspace.role_version(role, version))
+        kept = self._versions.get((role, version))
+        if kept is not None:
+            return dict(kept)
+        item = self.table.get(keyspace.role_version(role, version))
+        if item is not None:   # a version that does not exist yet may be published later: not kept
+            if len(self._versions) >= VERSIONS_KEPT:
+                self._versions.pop(next(iter(self._versions)))
+            self._versions[(role, version)] = dict(item)
+        return item
 
     def active_many(self, roles: Sequence[str]) -> dict[str, dict[str, Any]]:
         return {item["role"]: item for item in self.table.batch_get([keyspace.role_active(r) for r in roles])}
