@@ -50,8 +50,9 @@ from typing import IO, Any, Callable, Mapping, Optional
 from . import sessions
 from .client import ApiError, BatonClient
 from .outputs import OUTPUTS_FILE, input_descriptors, read_outputs, refuses_outputs
-from .usage import USAGE_FILE, report_usage
+from .session_archive import declared_paths
 from .state_proxy import StateProxy
+from .usage import USAGE_FILE, report_usage
 from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
                    prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
 
@@ -254,7 +255,7 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
         try:
             if workdir is not None:
                 Path(workdir).mkdir(parents=True, exist_ok=True)
-            if sessions.declared_paths(config.get("session_paths")):   # a path the agent's session can name again
+            if declared_paths(config.get("session_paths")):   # a path the agent's session can name again
                 stable = sessions.stable_workdir(Path(workdir or tempfile.gettempdir()), task_id, role["role"])
                 if stable is None:
                     log("warning: the task's session directory is in use or not ours; working in a new one "

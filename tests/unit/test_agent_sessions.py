@@ -19,7 +19,7 @@ from typing import Any, Callable, Optional
 
 import pytest
 
-from chalicelib.agent import sessions
+from chalicelib.agent import session_archive, sessions
 from chalicelib.agent.client import ApiError
 
 GOOSE = ".local/share/goose/sessions"
@@ -48,8 +48,8 @@ def restored_into(tmp_path: Path, data: bytes, paths: list[str] = PATHS, name: s
     staging, home = tmp_path / f"{name}-staging", tmp_path / name
     staging.mkdir()
     home.mkdir()
-    sessions.unpack(data, paths, staging)
-    sessions.install(staging, home, paths)
+    session_archive.unpack(data, paths, staging)
+    session_archive.install(staging, home, paths)
     return home
 
 
@@ -57,7 +57,7 @@ def restored_into(tmp_path: Path, data: bytes, paths: list[str] = PATHS, name: s
 
 def test_a_session_round_trips_relative_to_home(tmp_path):
     home = session_home(tmp_path)
-    data, members, size = sessions.pack(home, PATHS)
+    data, members, size = session_archive.pack(home, PATHS)
     assert data[:2] == b"\x1f\x8b" and members == 9
     assert size == sum(len(v) for k, v in files_under(home).items() if k != ".bashrc")
     back = restored_into(tmp_path, data)
@@ -71,10 +71,10 @@ def test_a_session_round_trips_relative_to_home(tmp_path):
 
 def test_packing_is_repeatable_and_a_missing_path_is_no_error(tmp_path):
     home = session_home(tmp_path)
-    assert sessions.pack(home, PATHS)[0] == sessions.pack(home, PATHS)[0]
-    only_claude = sessions.pack(home, [CLAUDE, ".config/absent"])
+    assert session_archive.pack(home, PATHS)[0] == session_archive.pack(home, PATHS)[0]
+    only_claude = session_archive.pack(home, [CLAUDE, ".config/absent"])
     assert only_claude[1] == 5
-    assert sessions.pack(tmp_path / "no-home", PATHS)[1] == 0
+    assert session_archive.pack(tmp_path / "no-home", PATHS)[1] == 0
 
 
 def test_links_devices_and_fifos_are_left_out_and_no_link_is_followed(tmp_path):
@@ -90,7 +90,7 @@ def test_links_devices_and_fifos_are_left_out_and_no_link_is_followed(tmp_path):
     (home / ".goose-link").symlink_to(outside)
     (home / ".cfg").mkdir()
     (home / ".cfg" / "parent").symlink_to(outside)
-    data, _, _ = sessions.pack(home, PATHS + [".goose-link", ".cfg/parent/deeper", ".cfg/parent"])
+    data, _, _ = session_archive.pack(home, PATHS + [".goose-link", ".cfg/parent/deeper", ".cfg/parent"])
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
         assert all(m.isdir() or m.isreg() for m in tar.getmembers())
@@ -99,20 +99,20 @@ def test_links_devices_and_fifos_are_left_out_and_no_link_is_followed(tmp_path):
 
 
 def test_declared_paths_keep_safe_relative_paths_once(tmp_path):
-    assert sessions.declared_paths([".claude", ".claude/projects", "/etc", "../x", "a/../b", "a//b", "", ".",
+    assert session_archive.declared_paths([".claude", ".claude/projects", "/etc", "../x", "a/../b", "a//b", "", ".",
                                     "ok/./x", 3, ".local/share/goose/sessions", ".claude"]) == \
         [".claude", ".local/share/goose/sessions"]
-    assert sessions.declared_paths(None) == [] and sessions.declared_paths(".claude") == []
+    assert session_archive.declared_paths(None) == [] and session_archive.declared_paths(".claude") == []
 
 
 # ---------------------------------------------------------------- what changed
 
 def test_the_fingerprint_changes_only_when_the_session_does(tmp_path):
     home = session_home(tmp_path)
-    first = sessions.fingerprint(home, PATHS)
-    assert first.members == 9 and first.digest == sessions.fingerprint(home, PATHS).digest
+    first = session_archive.fingerprint(home, PATHS)
+    assert first.members == 9 and first.digest == session_archive.fingerprint(home, PATHS).digest
     (home / ".bashrc").write_text("outside the paths: no change\n")
-    assert sessions.fingerprint(home, PATHS).digest == first.digest
+    assert session_archive.fingerprint(home, PATHS).digest == first.digest
     changes: list[Callable[[], Any]] = [
         lambda: (home / GOOSE / "nested" / "a.jsonl").write_text('{"role": "user"}\n{"role": "assistant"}\n'),
         lambda: (home / CLAUDE / "new.json").write_text("{}"),
@@ -123,41 +123,41 @@ def test_the_fingerprint_changes_only_when_the_session_does(tmp_path):
     seen = {first.digest}
     for change in changes:
         change()
-        now = sessions.fingerprint(home, PATHS).digest
+        now = session_archive.fingerprint(home, PATHS).digest
         assert now not in seen
         seen.add(now)
 
 
 def test_an_empty_session_has_no_members(tmp_path):
-    assert sessions.fingerprint(tmp_path, PATHS).members == 0
+    assert session_archive.fingerprint(tmp_path, PATHS).members == 0
 
 
 # ---------------------------------------------------------------- caps when saving
 
 def test_saving_stops_at_the_caps(tmp_path, monkeypatch):
     home = session_home(tmp_path)
-    monkeypatch.setattr(sessions, "MAX_MEMBERS", 5)
-    with pytest.raises(sessions.SessionError, match="more than 5 files"):
-        sessions.pack(home, PATHS)
-    assert sessions.fingerprint(home, PATHS).too_large() == "more than 5 files and folders"
-    monkeypatch.setattr(sessions, "MAX_MEMBERS", 1000)
-    monkeypatch.setattr(sessions, "MAX_UNPACKED_BYTES", 1000)
-    with pytest.raises(sessions.SessionError, match="MB of files"):
-        sessions.pack(home, PATHS)
-    assert "bytes of files" in sessions.fingerprint(home, PATHS).too_large()
-    monkeypatch.setattr(sessions, "MAX_UNPACKED_BYTES", 10 ** 9)
+    monkeypatch.setattr(session_archive, "MAX_MEMBERS", 5)
+    with pytest.raises(session_archive.SessionError, match="more than 5 files"):
+        session_archive.pack(home, PATHS)
+    assert session_archive.fingerprint(home, PATHS).too_large() == "more than 5 files and folders"
+    monkeypatch.setattr(session_archive, "MAX_MEMBERS", 1000)
+    monkeypatch.setattr(session_archive, "MAX_UNPACKED_BYTES", 1000)
+    with pytest.raises(session_archive.SessionError, match="MB of files"):
+        session_archive.pack(home, PATHS)
+    assert "bytes of files" in session_archive.fingerprint(home, PATHS).too_large()
+    monkeypatch.setattr(session_archive, "MAX_UNPACKED_BYTES", 10 ** 9)
     (home / CLAUDE / "noise.bin").write_bytes(os.urandom(200_000))
-    monkeypatch.setattr(sessions, "MAX_ARCHIVE_BYTES", 100_000)
-    with pytest.raises(sessions.SessionError, match="archive is larger"):
-        sessions.pack(home, PATHS)
+    monkeypatch.setattr(session_archive, "MAX_ARCHIVE_BYTES", 100_000)
+    with pytest.raises(session_archive.SessionError, match="archive is larger"):
+        session_archive.pack(home, PATHS)
 
 
 def test_a_folder_nested_too_deep_is_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(sessions, "MAX_DEPTH", 4)
+    monkeypatch.setattr(session_archive, "MAX_DEPTH", 4)
     deep = tmp_path / CLAUDE / "a" / "b" / "c" / "d" / "e"
     deep.mkdir(parents=True)
-    with pytest.raises(sessions.SessionError, match="folders deep"):
-        sessions.pack(tmp_path, [CLAUDE])
+    with pytest.raises(session_archive.SessionError, match="folders deep"):
+        session_archive.pack(tmp_path, [CLAUDE])
 
 
 # ---------------------------------------------------------------- hostile archives
@@ -205,37 +205,37 @@ def test_an_unsafe_member_refuses_the_whole_archive(tmp_path, bad, why):
     data = archive(GOOD, bad)
     target = tmp_path / "staging"
     target.mkdir()
-    with pytest.raises(sessions.SessionError, match="unsafe archive") as refused:
-        sessions.unpack(data, PATHS, target)
+    with pytest.raises(session_archive.SessionError, match="unsafe archive") as refused:
+        session_archive.unpack(data, PATHS, target)
     assert why in str(refused.value)
     assert not (tmp_path / "evil.sh").exists() and not (tmp_path.parent / "evil.sh").exists()
     assert not any(p.is_symlink() for p in target.rglob("*"))
 
 
 def test_a_gzip_bomb_is_refused_before_it_is_unpacked(tmp_path, monkeypatch):
-    monkeypatch.setattr(sessions, "MAX_UNPACKED_BYTES", 1024 * 1024)
-    monkeypatch.setattr(sessions, "TAR_OVERHEAD_BYTES", 64 * 1024)
+    monkeypatch.setattr(session_archive, "MAX_UNPACKED_BYTES", 1024 * 1024)
+    monkeypatch.setattr(session_archive, "TAR_OVERHEAD_BYTES", 64 * 1024)
     zeros = b"\0" * (8 * 1024 * 1024)
     data = archive(member(".claude/zeros", content=zeros))
     assert len(data) < 64 * 1024
     target = tmp_path / "staging"
     target.mkdir()
-    with pytest.raises(sessions.SessionError, match="unpacks to more than"):
-        sessions.unpack(data, PATHS, target)
+    with pytest.raises(session_archive.SessionError, match="unpacks to more than"):
+        session_archive.unpack(data, PATHS, target)
     assert sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) <= 1024 * 1024
     # a member that says it is small but whose pax header is a bomb: stopped by the stream's cap
     info, content = member(".claude/small", content=b"s")
     info.pax_headers = {"comment": "c" * (2 * 1024 * 1024)}
-    with pytest.raises(sessions.SessionError, match="unpacks to more than"):
-        sessions.unpack(archive((info, content)), PATHS, tmp_path / "staging")
+    with pytest.raises(session_archive.SessionError, match="unpacks to more than"):
+        session_archive.unpack(archive((info, content)), PATHS, tmp_path / "staging")
 
 
 def test_too_many_members_are_refused(tmp_path, monkeypatch):
-    monkeypatch.setattr(sessions, "MAX_MEMBERS", 10)
+    monkeypatch.setattr(session_archive, "MAX_MEMBERS", 10)
     data = archive(*(member(f".claude/f{i}") for i in range(11)))
     (tmp_path / "s").mkdir()
-    with pytest.raises(sessions.SessionError, match="more than 10 members"):
-        sessions.unpack(data, PATHS, tmp_path / "s")
+    with pytest.raises(session_archive.SessionError, match="more than 10 members"):
+        session_archive.unpack(data, PATHS, tmp_path / "s")
 
 
 @pytest.mark.parametrize("data", [
@@ -247,15 +247,15 @@ def test_too_many_members_are_refused(tmp_path, monkeypatch):
 ], ids=["empty", "not-gzip", "not-tar", "truncated", "bad-first-header"])
 def test_a_broken_archive_is_refused(tmp_path, data):
     (tmp_path / "s").mkdir()
-    with pytest.raises(sessions.SessionError, match="broken|unsafe"):
-        sessions.unpack(data, PATHS, tmp_path / "s")
+    with pytest.raises(session_archive.SessionError, match="broken|unsafe"):
+        session_archive.unpack(data, PATHS, tmp_path / "s")
 
 
 def test_a_file_member_over_a_folder_member_is_refused(tmp_path):
     data = archive(member(".claude", content=b"a file"), member(".claude/inside"))
     (tmp_path / "s").mkdir()
-    with pytest.raises(sessions.SessionError, match="broken"):
-        sessions.unpack(data, PATHS, tmp_path / "s")
+    with pytest.raises(session_archive.SessionError, match="broken"):
+        session_archive.unpack(data, PATHS, tmp_path / "s")
 
 
 def test_modes_from_the_archive_are_tamed(tmp_path):
@@ -320,7 +320,7 @@ def storage():
 
 def test_the_download_is_refused_past_its_limit(storage):
     assert sessions.download_bounded(f"{storage}/1000", 1000) == b"z" * 1000
-    with pytest.raises(sessions.SessionError, match="larger than"):
+    with pytest.raises(session_archive.SessionError, match="larger than"):
         sessions.download_bounded(f"{storage}/1001", 1000)
     with pytest.raises(ApiError):
         sessions.download_bounded("file:///etc/passwd", 1000)
@@ -342,8 +342,8 @@ def test_what_the_agent_made_unreadable_is_left_out(tmp_path, monkeypatch):
             raise PermissionError(13, "Permission denied", os.fsdecode(path))
         return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(sessions.os, "open", refusing_open)
-    data, _, _ = sessions.pack(home, PATHS)
+    monkeypatch.setattr(session_archive.os, "open", refusing_open)
+    data, _, _ = session_archive.pack(home, PATHS)
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         names = tar.getnames()
     assert ".claude/locked/inside" not in names and ".claude/unreadable.txt" not in names

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 import pytest
 
-from chalicelib.agent import runner, sessions
+from chalicelib.agent import runner, session_archive, sessions
 from chalicelib.agent.client import ApiError
 from chalicelib.domain.enums import Role
 from chalicelib.domain.roles import Executor, RoleSpec, digest_of
@@ -337,7 +337,7 @@ def hostile_archive() -> bytes:
     ({"data": b"\x1f\x8b not really gzip"}, "the archive is broken"),
     ({"data": b"x", "sha256": "0" * 64}, "not the size and sha256"),
     ({"data": b"x", "content_type": "application/json"}, "not application/octet-stream"),
-    ({"data": b"x", "size": sessions.MAX_ARCHIVE_BYTES + 1}, "is not between"),
+    ({"data": b"x", "size": session_archive.MAX_ARCHIVE_BYTES + 1}, "is not between"),
 ], ids=["hostile", "broken", "checksum", "json", "too-large"])
 def test_a_saved_session_that_cannot_be_restored_starts_a_new_one(tmp_path, origin, storage, uploads, stored, why):
     client = FakeBaton(role_config(tmp_path), origin)
