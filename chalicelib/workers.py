@@ -113,8 +113,11 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
             services.webhook_queue.delay(record.receipt_handle, wait)
             raise RetryLaterError(f"delivery {message.delivery_id} failed; next attempt in {wait} s")
 
-    result = process_partial_response(event=payload, record_handler=handle, context=context,
-                                      processor=SqsFifoPartialProcessor(skip_group_on_error=True))
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every record failed is reported like any other (each with its own visibility),
+    # not raised: raising would fail the invocation and undo the backoffs set above.
+    processor.raise_on_entire_batch_failure = False
+    result = process_partial_response(event=payload, record_handler=handle, context=context, processor=processor)
     for failure in result.get("batchItemFailures", []):
         if failure["itemIdentifier"] not in tried and failure["itemIdentifier"] in receipts:
             services.webhook_queue.delay(receipts[failure["itemIdentifier"]], 0)

@@ -203,14 +203,17 @@ def address_refusal(address: str, allow_loopback: bool = False) -> Optional[str]
     ip = literal_address(address.split("%", 1)[0])
     if ip is None:
         return f"{address!r} is not an IP address"
-    embedded: list[Any] = [ip]
+    # An IPv6 address that carries an IPv4 one (mapped, 6to4, Teredo, NAT64) is checked as both,
+    # the IPv4 one first (its reason is the telling one).
+    candidates: list[Any] = [ip]
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        embedded = [ip.ipv4_mapped]   # ::ffff:a.b.c.d is a.b.c.d
+        candidates = [ip.ipv4_mapped]   # ::ffff:a.b.c.d is a.b.c.d
     elif isinstance(ip, ipaddress.IPv6Address):
-        embedded += [a for a in (ip.sixtofour, *(ip.teredo or ())) if a is not None]
+        embedded = [a for a in (ip.sixtofour, *(ip.teredo or ())) if a is not None]
         if ip in ipaddress.ip_network("64:ff9b::/96"):   # NAT64: the IPv4 address in its last 32 bits
             embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
-    for candidate in embedded:
+        candidates = [*embedded, ip]
+    for candidate in candidates:
         if candidate.is_loopback:
             if allow_loopback:
                 continue
