@@ -1,5 +1,7 @@
 """A webhook receiver for tests: a real HTTP server on 127.0.0.1 that records every POST (headers
-and raw body) and answers 2xx, or fails the first ``fail_first`` requests with ``fail_status``."""
+and raw body) and answers 2xx, or fails the first ``fail_first`` requests with ``fail_status``.
+With ``hold_first`` (an Event), the first request gets no answer until the event is set: a receiver
+that hangs, which the sender gives up on after its timeout."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
-    answered: int
+    answered: Optional[int]   # None while it is held
 
     @property
     def json(self) -> Any:
@@ -28,9 +30,11 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, fail_first: int = 0, fail_status: int = 500):
+    def __init__(self, fail_first: int = 0, fail_status: int = 500, hold_first: Optional[threading.Event] = None):
         self.fail_first = fail_first
         self.fail_status = fail_status
+        self.hold_first = hold_first
+        self.holding = threading.Event()   # the first request arrived and has no answer yet
         self.requests: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -38,12 +42,21 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:   # noqa: N802 (http.server's name)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with receiver._lock:
-                    status = receiver.fail_status if len(receiver.requests) < receiver.fail_first else 204
-                    receiver.requests.append(Received(self.path, {k: v for k, v in self.headers.items()}, body, status))
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                received = Received(self.path, {k: v for k, v in self.headers.items()}, body, None)
+                with receiver._lock:   # recorded in arrival order; the answer is decided by it
+                    index = len(receiver.requests)
+                    receiver.requests.append(received)
+                if index == 0 and receiver.hold_first is not None:
+                    receiver.holding.set()
+                    receiver.hold_first.wait(300)
+                    receiver.holding.clear()
+                received.answered = receiver.fail_status if index < receiver.fail_first else 204
+                try:
+                    self.send_response(received.answered)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except OSError:   # the sender gave up waiting (a held request)
+                    pass
 
             def log_message(self, *args: Any) -> None:
                 pass
@@ -58,7 +71,7 @@ class Receiver:
     def delivered(self) -> list[Received]:
         """The requests it answered with a 2xx, in arrival order."""
         with self._lock:
-            return [r for r in self.requests if 200 <= r.answered < 300]
+            return [r for r in self.requests if r.answered is not None and 200 <= r.answered < 300]
 
     def all(self) -> list[Received]:
         with self._lock:
@@ -69,6 +82,8 @@ class Receiver:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.hold_first is not None:
+            self.hold_first.set()
         self.server.shutdown()
         self.server.server_close()
 
