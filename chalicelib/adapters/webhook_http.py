@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 from urllib.parse import urlsplit
 
-from ..domain.webhooks import USER_AGENT, address_refusal, check_url
+from ..domain.webhook_addresses import address_refusal, check_url
+from ..domain.webhooks import USER_AGENT
 
 MAX_RESPONSE_BYTES = 64 * 1024
 Resolver = Callable[[str, int], list[str]]

@@ -17,8 +17,8 @@ from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
-from ..domain.webhooks import (MAX_WEBHOOKS_PER_PROJECT, Webhook, WebhookCreate, WebhookCreated, check_url,
-                               new_secret)
+from ..domain.webhook_addresses import check_url
+from ..domain.webhooks import MAX_WEBHOOKS_PER_PROJECT, Webhook, WebhookCreate, WebhookCreated, new_secret
 from .projects import ProjectService
 
 

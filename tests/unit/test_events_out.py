@@ -14,8 +14,8 @@ from chalicelib.domain import events, webhooks
 from chalicelib.domain.events import KNOWN_ACTIONS, check_pattern, check_patterns, matches
 from chalicelib.domain.handoffs import HandoffStatus
 from chalicelib.domain.messages import RunWaitMessage
-from chalicelib.domain.webhooks import (WebhookCreate, address_refusal, check_url, delivery_body, delivery_id,
-                                        retry_delay, signature, verify)
+from chalicelib.domain.webhook_addresses import address_refusal, check_url
+from chalicelib.domain.webhooks import WebhookCreate, delivery_body, delivery_id, retry_delay, signature, verify
 
 CHALICELIB = Path(__file__).resolve().parents[2] / "chalicelib"
 
