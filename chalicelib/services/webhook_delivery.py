@@ -87,7 +87,8 @@ class WebhookDeliverer:
             page = self.repos.audit.events_after(run_id, after, min(EVENTS_PAGE, upto - after))
             if not page:
                 break
-            wanted += [e for e in page if e.seq <= upto and matches(hook.events, e.action)]
+            # Events from before the webhook existed are not its (a webhook added mid-run starts there).
+            wanted += [e for e in page if e.seq <= upto and e.at >= hook.created_at and matches(hook.events, e.action)]
             after = page[-1].seq
         return wanted
 

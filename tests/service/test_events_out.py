@@ -195,6 +195,16 @@ def test_after_its_retry_window_a_delivery_fails_opens_one_attention_item_and_th
         assert [(i.kind, i.run_id, i.details["webhook_id"]) for i in items] == [(AttentionKind.webhook, run.id, hook.id)]
 
 
+def test_a_webhook_added_during_a_run_gets_the_events_after_it_only(stack, admin):
+    with Receiver() as receiver:
+        run = start_run(stack, admin, tasks=2)            # run.created, run.started: before the webhook
+        add_webhook(stack, admin, receiver.url)
+        stack.services.tasks.claim(admin, parse(ClaimRequest, stage="dev", agent_id="a", run_id=run.id))
+        stack.drain()
+        assert [r.json["action"] for r in receiver.delivered()] == ["task.claimed"]
+        assert seqs(receiver.delivered()) == [3]
+
+
 def test_a_removed_webhook_gets_nothing_more(stack, admin):
     with Receiver() as receiver:
         hook = add_webhook(stack, admin, receiver.url)
