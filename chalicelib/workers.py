@@ -120,7 +120,10 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
     result = process_partial_response(event=payload, record_handler=handle, context=context, processor=processor)
     for failure in result.get("batchItemFailures", []):
         if failure["itemIdentifier"] not in tried and failure["itemIdentifier"] in receipts:
-            services.webhook_queue.delay(receipts[failure["itemIdentifier"]], 0)
+            try:
+                services.webhook_queue.delay(receipts[failure["itemIdentifier"]], 0)
+            except Exception:   # it comes back after the queue's visibility timeout instead
+                log.warning("could not release webhook message %s", failure["itemIdentifier"], exc_info=True)
     return result
 
 
