@@ -177,7 +177,7 @@ def test_a_failing_receiver_gets_backoff_and_its_run_s_later_events_wait_behind_
         assert failed.next_attempt_at and failed.next_attempt_at > failed.created_at
         assert pump.pump_once() == 0             # nothing receivable while the first waits for its backoff
         stack.drain(until=lambda: len(receiver.delivered()) == 2, timeout=15)
-        assert seqs(receiver.delivered()) == [1, 2]   # in order once the backoff passed
+        assert seqs(receiver.delivered(), run.id) == [1, 2]   # in order once the backoff passed
         assert [r.json["seq"] for r in receiver.all()] == [1, 1, 2]
 
 
