@@ -4,7 +4,7 @@ from chalice import Chalice, ConvertToMiddleware, Rate
 
 from chalicelib.api import approvals, director, keys, projects, roles, runs, system, tasks
 from chalicelib.api import attention, context, findings, handoffs, jobs, proofs, state, usage
-from chalicelib.api import dashboard, whoami
+from chalicelib.api import dashboard, webhooks as webhook_routes, whoami
 from chalicelib.api.middleware import authenticate_request
 from chalicelib.observability import logger
 
@@ -14,7 +14,7 @@ app.register_middleware(authenticate_request, "http")
 
 for blueprint in (system.bp, keys.bp, projects.bp, runs.bp, tasks.bp, approvals.bp, roles.bp,
                   handoffs.bp, proofs.bp, findings.bp, context.bp, director.bp, jobs.bp, usage.bp,
-                  attention.bp, state.bp, whoami.bp, dashboard.bp):
+                  attention.bp, state.bp, whoami.bp, dashboard.bp, webhook_routes.bp):
     app.register_blueprint(blueprint)
 
 
@@ -25,6 +25,15 @@ def dispatch(event):
     from chalicelib.workers import dispatch_batch
 
     return dispatch_batch(event)
+
+
+# The webhook queue (FIFO): deliveries in order per webhook and run, retried with backoff
+# (infra/resources.yaml points the event source at the stack's queue, ReportBatchItemFailures on).
+@app.on_sqs_message(queue="baton-webhooks.fifo", batch_size=10, name="webhooks")
+def webhooks(event):
+    from chalicelib.workers import deliver_webhooks
+
+    return deliver_webhooks(event)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")

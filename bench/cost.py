@@ -94,7 +94,7 @@ def usage_of(invocations: list[Invocation], outside: list[Call], memory: dict[st
     usage["standard request"] = sum(1 for c in calls if c.service == "sqs")
     usage["PUT/COPY/POST/LIST request"] = sum(1 for c in calls if c.label in ("s3:PutObject", "s3:CopyObject"))
     usage["GET/HEAD request"] = sum(1 for c in calls if c.label in ("s3:GetObject", "s3:HeadObject"))
-    usage["custom event published"] = sum(1 for c in calls if c.label == "events:PutEvents")
+    usage["custom event published"] = sum(c.events for c in calls if c.label == "events:PutEvents")
     return usage
 
 

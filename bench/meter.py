@@ -47,6 +47,7 @@ class Call:
     target: str = ""          # for DynamoDB: which items (key prefixes, index), e.g. "GetItem RUN#/META"
     wru_by_item: Counter = field(default_factory=Counter)   # "RUN#/META" → its WRU (GSI writes as "… gsi1")
     reasons: tuple[str, ...] = ()   # a cancelled transaction's reason per item ("None", "ConditionalCheckFailed", …)
+    events: int = 0           # events:PutEvents: the events EventBridge bills (each accepted entry, per 64 KB)
 
     @property
     def label(self) -> str:
@@ -154,6 +155,8 @@ class AwsMeter:
             call.reasons = tuple(r.get("Code", "") for r in (parsed or {}).get("CancellationReasons") or [])
         if service == "sqs" and model.name == "ReceiveMessage":
             call.items_read = len((parsed or {}).get("Messages") or [])
+        if service == "events" and model.name == "PutEvents" and not call.error:
+            call.events = billed_events(params.get("Entries") or [], (parsed or {}).get("Entries") or [])
         if service == "dynamodb":
             call.target = describe(model.name, params)
             call.items_read = items_read(model.name, parsed or {})
@@ -172,6 +175,17 @@ class AwsMeter:
         with self._lock:
             calls, self.calls = self.calls, []
         return calls
+
+
+def billed_events(entries: list[dict[str, Any]], results: list[dict[str, Any]]) -> int:
+    """What a PutEvents is billed: each entry EventBridge accepted, one event per 64 KB of it."""
+    billed = 0
+    for index, entry in enumerate(entries):
+        if index < len(results) and results[index].get("ErrorCode"):
+            continue
+        size = sum(len(str(entry.get(name, "")).encode()) for name in ("Source", "DetailType", "Detail"))
+        billed += max(1, math.ceil(size / (64 * 1024)))
+    return billed
 
 
 def items_read(operation: str, parsed: dict[str, Any]) -> int:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .services.context import ContextService
     from .services.director import DirectorService
     from .services.dispatch import DispatchService
+    from .services.events import EventPublisher
     from .services.fix_tasks import FixTaskService
     from .services.handoffs import HandoffService
     from .services.outbox import Outbox
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .services.sweeper import Sweeper
     from .services.tasks import TaskService
     from .services.usage import UsageService
+    from .services.webhook_delivery import WebhookDeliverer
+    from .services.webhooks import WebhookService
 
 CLIENT_CONFIG = Config(connect_timeout=3, read_timeout=15, retries={"max_attempts": 4, "mode": "standard"},
                        max_pool_connections=50)
@@ -65,12 +68,50 @@ class Services:
         self.keys = KeyService(repos)
         self._sfn, self._queue, self._objects, self._given_launcher = sfn, queue, objects, launcher
         self._lock = threading.RLock()
+        if self.publishes:   # every commit's audit event goes out through the outbox (services.events)
+            repos.audit.publisher = lambda record: self.outbox.deliver([record])
+
+    @property
+    def publishes(self) -> bool:
+        return bool(self.settings.event_bus or self.settings.webhook_queue_url)
 
     @built_on_first_use
     def outbox(self) -> Outbox:
         from .services.outbox import Outbox
 
-        return Outbox(self.repos, self._sfn, self._queue)
+        return Outbox(self.repos, self._sfn, self._queue, publisher=(lambda: self.events) if self.publishes else None)
+
+    @built_on_first_use
+    def events(self) -> EventPublisher:
+        from .adapters.events import EventBus
+        from .services.events import EventPublisher
+
+        bus = EventBus(client("events", self.settings), self.settings.event_bus) if self.settings.event_bus else None
+        return EventPublisher(self.repos, bus, self.webhook_queue)
+
+    @built_on_first_use
+    def webhook_queue(self) -> Any:
+        from .adapters.events import WebhookQueue
+
+        url = self.settings.webhook_queue_url
+        return WebhookQueue(client("sqs", self.settings), url) if url else None
+
+    @built_on_first_use
+    def webhooks(self) -> WebhookService:
+        from .services.webhooks import WebhookService
+
+        return WebhookService(self.repos, self.projects, allow_loopback=self.settings.webhook_allow_loopback)
+
+    @built_on_first_use
+    def webhook_deliverer(self) -> WebhookDeliverer:
+        from .adapters.webhook_http import WebhookSender
+        from .services.webhook_delivery import RetryPolicy, WebhookDeliverer
+
+        settings = self.settings
+        sender = WebhookSender(allow_loopback=settings.webhook_allow_loopback, timeout=settings.webhook_timeout_seconds)
+        return WebhookDeliverer(self.repos, sender, RetryPolicy(base_seconds=settings.webhook_retry_base_seconds,
+                                                                cap_seconds=settings.webhook_retry_cap_seconds,
+                                                                give_up_seconds=settings.webhook_retry_seconds))
 
     @built_on_first_use
     def roles(self) -> RoleService:

@@ -44,6 +44,18 @@ class Settings:
     launch_window_seconds: int = 300      # a container job's first lease: time for its runner to start
     # Largest proof per type in bytes, over the built-in defaults (50 MB; screenshots 10 MB).
     proof_size_limits: dict[str, int] = field(default_factory=dict)
+    # Events out: the EventBridge bus every audit event goes to, and the webhook queue (SQS FIFO) of
+    # deliveries; neither set: nothing is published. Webhook deliveries: backoff from
+    # webhook_retry_base_seconds doubling up to webhook_retry_cap_seconds, for webhook_retry_seconds;
+    # each attempt at most webhook_timeout_seconds. webhook_allow_loopback: the local stack's
+    # receivers on 127.0.0.1/localhost (http too); never set where Baton is deployed.
+    event_bus: str = ""
+    webhook_queue_url: str = ""
+    webhook_retry_base_seconds: float = 30.0
+    webhook_retry_cap_seconds: float = 3600.0
+    webhook_retry_seconds: float = 24 * 3600.0
+    webhook_timeout_seconds: float = 5.0
+    webhook_allow_loopback: bool = False
     # Where bootstrap's clients connect, and as whom: set by the local stack (its moto server and
     # moto's placeholder credentials). Empty, as deployed: botocore's own resolution (the Lambda
     # role's credentials; AWS_ENDPOINT_URL* when set), which is why from_env reads none of them.
@@ -78,4 +90,10 @@ class Settings:
             max_attempts=int(env("BATON_MAX_ATTEMPTS", "3")),
             launch_window_seconds=int(env("BATON_LAUNCH_WINDOW_SECONDS", "300")),
             proof_size_limits=_size_limits("BATON_PROOF_SIZE_LIMITS"),
+            event_bus=env("BATON_EVENT_BUS", ""),
+            webhook_queue_url=env("BATON_WEBHOOK_QUEUE_URL", ""),
+            webhook_retry_base_seconds=float(env("BATON_WEBHOOK_RETRY_BASE_SECONDS", "30")),
+            webhook_retry_cap_seconds=float(env("BATON_WEBHOOK_RETRY_CAP_SECONDS", "3600")),
+            webhook_retry_seconds=float(env("BATON_WEBHOOK_RETRY_SECONDS", str(24 * 3600))),
+            webhook_timeout_seconds=float(env("BATON_WEBHOOK_TIMEOUT_SECONDS", "5")),
         )

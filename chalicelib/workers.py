@@ -1,5 +1,6 @@
-"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher and the scheduled sweeper
-(their use cases live in ``services.dispatch`` and ``services.sweeper``).
+"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher, the webhook deliverer and the
+scheduled sweeper (their use cases live in ``services.dispatch``, ``services.webhook_delivery`` and
+``services.sweeper``).
 
 The dispatcher processes a batch with powertools' BatchProcessor and reports partial failures,
 so only failed messages return to the queue (and reach the DLQ after maxReceiveCount). Stage,
@@ -74,6 +75,56 @@ def dispatch_batch(event: Any) -> dict[str, Any]:
     processor = BatchProcessor(event_type=EventType.SQS)
     return process_partial_response(event=event.to_dict(), processor=processor, context=context,
                                     record_handler=lambda record: handle_message(record.body, context))
+
+
+class RetryLaterError(Exception):
+    """A webhook delivery failed; its message stays invisible until its next attempt is due."""
+
+
+def deliver_webhooks(event: Any) -> dict[str, Any]:
+    """Chalice ``on_sqs_message`` handler of the webhook queue (FIFO), with powertools'
+    SqsFifoPartialProcessor: a record whose delivery failed is reported failed with its visibility
+    set to the delivery's backoff, and the later records of its group (the same webhook and run) in
+    the batch are reported failed without being tried, visible again at once: SQS returns none of
+    them before the failed one, so the group resumes in order when its backoff is over. Other
+    groups go on. A record the deliverer crashed on keeps the queue's visibility timeout."""
+    from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+    from pydantic import ValidationError
+
+    from .domain.messages import WebhookMessage
+
+    services = get_services()
+    context = getattr(event, "context", None)
+    payload = event.to_dict() if hasattr(event, "to_dict") else event
+    receipts = {r["messageId"]: r["receiptHandle"] for r in payload.get("Records", [])}
+    tried: set[str] = set()
+
+    def handle(record: Any) -> None:
+        tried.add(record.message_id)
+        try:
+            message = WebhookMessage.model_validate_json(record.body)
+        except ValidationError:
+            log.warning("dropped a webhook message that is not one: %s", record.body[:200])
+            return
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(run_id=message.run_id, webhook_id=message.webhook_id, seq=message.seq)
+        wait = services.webhook_deliverer.handle(message)
+        if wait is not None:
+            services.webhook_queue.delay(record.receipt_handle, wait)
+            raise RetryLaterError(f"delivery {message.delivery_id} failed; next attempt in {wait} s")
+
+    processor = SqsFifoPartialProcessor(skip_group_on_error=True)
+    # A batch whose every record failed is reported like any other (each with its own visibility),
+    # not raised: raising would fail the invocation and undo the backoffs set above.
+    processor.raise_on_entire_batch_failure = False
+    result = process_partial_response(event=payload, record_handler=handle, context=context, processor=processor)
+    for failure in result.get("batchItemFailures", []):
+        if failure["itemIdentifier"] not in tried and failure["itemIdentifier"] in receipts:
+            try:
+                services.webhook_queue.delay(receipts[failure["itemIdentifier"]], 0)
+            except Exception:   # it comes back after the queue's visibility timeout instead
+                log.warning("could not release webhook message %s", failure["itemIdentifier"], exc_info=True)
+    return result
 
 
 def sweep_once(limit: int = 200) -> dict[str, Any]:

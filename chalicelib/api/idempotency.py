@@ -8,8 +8,9 @@ caller's API key and the path, so two clients cannot collide. Server errors are 
 
 Secrets are never stored
 ------------------------
-Some answers carry a secret that is shown once: ``POST /keys`` (the new API key) and
-``POST /jobs/{job_id}/token`` (a job token), and any answer holding a string shaped like a Baton
+Some answers carry a secret that is shown once: ``POST /keys`` (the new API key),
+``POST /jobs/{job_id}/token`` (a job token) and ``POST /projects/{project_id}/webhooks`` (the
+webhook's signing secret), and any answer holding a string shaped like a Baton
 key, token or launch code (``bt_``/``bl_`` + 43 characters). The table keeps such an answer with
 the secrets replaced by null, never in clear. The first request gets its answer, secret
 included. A repeat with the same key and body does not get a copy without the secret (a client
@@ -35,7 +36,8 @@ KEY_RE = re.compile(r"^[A-Za-z0-9_-]{8,128}$")
 EXPIRES_AFTER_SECONDS = 24 * 3600
 
 # (method, route) -> the top-level field of its answer that holds a secret shown once.
-SECRET_FIELDS: dict[tuple[str, str], str] = {("POST", "/keys"): "key", ("POST", "/jobs/{job_id}/token"): "token"}
+SECRET_FIELDS: dict[tuple[str, str], str] = {("POST", "/keys"): "key", ("POST", "/jobs/{job_id}/token"): "token",
+                                             ("POST", "/projects/{project_id}/webhooks"): "secret"}
 # Anything shaped like a Baton API key, job token or launch code, wherever it appears in an answer.
 SECRET_RE = re.compile(r"(?<![A-Za-z0-9_-])b[tl]_[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])")
 
@@ -98,8 +100,12 @@ def redact(body: str, secret_field: Optional[str] = None) -> Optional[str]:
 def _secret_shown_once(saved: dict[str, Any]) -> Response:
     first = json.loads(saved["body"]) if saved.get("body") else None
     created = first.get("id") if isinstance(first, dict) else None
-    lost = (f"if you did not keep it, revoke {created} (DELETE /keys/{created}) and issue a new key"
-            if isinstance(created, str) and created.startswith("key_") else "if you did not keep it, ask for a new one")
+    if isinstance(created, str) and created.startswith("key_"):
+        lost = f"if you did not keep it, revoke {created} (DELETE /keys/{created}) and issue a new key"
+    elif isinstance(created, str) and created.startswith("whk_"):
+        lost = f"if you did not keep it, remove webhook {created} (DELETE /webhooks/{created}) and add it again"
+    else:
+        lost = "if you did not keep it, ask for a new one"
     return error_response(ConflictError(
         "a request with this Idempotency-Key was already done; its answer held a secret, which is shown only once and "
         f"is not kept: {lost}. The first answer, without the secret, is in details",

@@ -119,13 +119,14 @@ class Hold(str, Enum):
 
 class AttentionKind(str, Enum):
     """What waits for a person: a gate to decide, a budget, the director's escalation, a task stuck
-    waiting for an agent, a queue nobody works."""
+    waiting for an agent, a queue nobody works, a webhook whose deliveries failed for good."""
 
     approval = "approval"
     budget = "budget"
     escalation = "escalation"
     stuck = "stuck"
     idle_queue = "idle_queue"
+    webhook = "webhook"
 
 
 class AttentionStatus(str, Enum):

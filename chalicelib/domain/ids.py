@@ -18,8 +18,11 @@ JOB = "job"          # job_{task ULID}_{dispatch:04d}
 CLAIM = "clm"        # clm_{random hex}
 OUTBOX = "obx"       # obx_{random hex}
 ATTENTION = "att"    # att_{ULID}
+WEBHOOK = "whk"      # whk_{ULID}
+DELIVERY = "dlv"     # dlv_{26 base32 characters of sha256(webhook, run, seq)}: the same for every fan-out
 # Secrets carry a prefix too, so a leaked one is recognisable (and scanners can find it).
 API_KEY_SECRET = "bt_"        # an API key or a job token  # nosec B105  # a prefix, not a secret
+WEBHOOK_SECRET = "whsec_"     # a webhook's signing secret  # nosec B105  # a prefix, not a secret
 LAUNCH_CODE_SECRET = "bl_"    # a container job's single-use launch code  # nosec B105  # a prefix, not a secret
 
 PROJECT_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")

@@ -2,8 +2,9 @@
 
 Dispatch messages carry ids, never state (DynamoDB is read for the truth); each kind is a model,
 told apart by ``kind``. Outbox records are the calls a change owes once its transaction has
-committed (answer a task token, start or stop an execution, enqueue a dispatch message), told
-apart by ``call``; they are written in the change's transaction and delivered after it.
+committed (answer a task token, start or stop an execution, enqueue a dispatch message, publish
+its audit event), told apart by ``call``; they are written in the change's transaction and
+delivered after it. A webhook message asks for one delivery (``services.webhook_delivery``).
 """
 
 from __future__ import annotations
@@ -136,7 +137,20 @@ class Enqueue(_Record):
     body: DispatchMessage
 
 
-OutboxRecord = Annotated[Union[AnswerToken, StartExecution, StopExecution, Enqueue], Field(discriminator="call")]
+class PublishEvents(_Record):
+    """A commit's audit events, to publish: on the EventBridge bus, and to the project's webhooks
+    (``services.events``). ``events`` are as ``domain.events.published`` shapes them; ``bus_done``:
+    the bus has them already (a retry only fans out to webhooks again, which is idempotent)."""
+
+    call: Literal["publish"] = "publish"
+    project_id: str
+    run_id: str
+    events: list[dict[str, Any]]
+    bus_done: bool = False
+
+
+OutboxRecord = Annotated[Union[AnswerToken, StartExecution, StopExecution, Enqueue, PublishEvents],
+                         Field(discriminator="call")]
 
 
 @functools.cache
@@ -152,6 +166,23 @@ def parse_outbox_record(item: dict[str, Any]) -> Optional[OutboxRecord]:
         return None
 
 
+# ---- the webhook queue
+
+
+class WebhookMessage(DomainModel):
+    """Deliver event ``seq`` of run ``run_id`` to webhook ``webhook_id`` (and, first, any earlier
+    event of the run it has not had). Its group is the webhook and the run, its deduplication id
+    the delivery id: fanning the same event out twice sends one message."""
+
+    model_config = _MESSAGE
+    kind: Literal["webhook"] = "webhook"
+    webhook_id: str
+    run_id: str
+    seq: int
+    delivery_id: str
+
+
 __all__ = ["AnswerToken", "CancelMessage", "ResumeMessage", "DispatchMessage", "Enqueue", "FillMessage", "GateMessage",
-           "OutboxRecord", "RunWaitMessage", "StageMessage", "StartExecution", "StopExecution",
+           "OutboxRecord", "PublishEvents", "RunWaitMessage", "StageMessage", "StartExecution", "StopExecution",
+           "WebhookMessage",
            "parse_dispatch_message", "parse_outbox_record"]

@@ -1,8 +1,9 @@
-"""The SQS pump: what Lambda's event source mapping does for the dispatch queue, on one machine.
+"""The SQS pump: what Lambda's event source mapping does for a queue (dispatch, webhooks), on one machine.
 
 ``chalice local`` serves HTTP only; nothing there polls SQS. The pump receives a batch, hands it to
-the same ``dispatch`` handler Lambda runs (with a context powertools can read), deletes the records
-the handler did not report as failed and leaves the failed ones to SQS's redrive.
+the same handler Lambda runs (with a context powertools can read), deletes the records the handler
+did not report as failed and leaves the failed ones to SQS's redrive. A FIFO queue's records carry
+their ``MessageGroupId`` as Lambda's do (powertools' FIFO processor reads it).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any
+from typing import Any, Optional
 
 __all__ = ["FakeLambdaContext", "SqsPump"]
 
@@ -42,8 +43,11 @@ class SqsPump(threading.Thread):
     queue's maxReceiveCount, SQS moves them to the DLQ."""
 
     def __init__(self, sqs: Any, queue_url: str, queue_arn: str, handler: Any, batch_size: int = 10,
-                 retry_after_seconds: int = 2):
-        super().__init__(daemon=True, name="sqs-pump")
+                 retry_after_seconds: Optional[int] = 2, name: str = "sqs-pump"):
+        """``retry_after_seconds``: when a failed record becomes visible again (a local shortcut of
+        the queue's visibility timeout); None leaves it as the handler set it (Lambda's behaviour:
+        the webhook deliverer sets each failed record's backoff itself)."""
+        super().__init__(daemon=True, name=name)
         self.sqs = sqs
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -76,6 +80,8 @@ class SqsPump(threading.Thread):
         failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         for message in messages:
             if message["MessageId"] in failed:
+                if self.retry_after_seconds is None:
+                    continue
                 self.sqs.change_message_visibility(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"],
                                                    VisibilityTimeout=self.retry_after_seconds)
             else:

@@ -15,8 +15,9 @@ What is left out locally, and why:
   locally the API runs under ``chalice local`` and agents run as local processes.
 
 Everything else (keys, indexes, billing mode, SSE, TTL, PITR, bucket versioning, encryption,
-public access block, ownership controls and lifecycle, queue attributes and redrive, the
-ASL of the state machines with its substitutions) is translated, even where moto ignores it.
+public access block, ownership controls and lifecycle, queue attributes and redrive, FIFO queues,
+the ASL of the state machines with its substitutions, the event bus and its archive) is
+translated, even where moto ignores it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,10 @@ LOCAL_NAMES = {
     "DispatchQueue": "{prefix}-dispatch",
     "TaskPipeline": "{prefix}-task-pipeline",
     "RunPipeline": "{prefix}-run-pipeline",
+    "EventBus": "{prefix}-events",
+    "EventArchive": "{prefix}-events-archive",
+    "WebhookDLQ": "{prefix}-webhooks-dlq.fifo",
+    "WebhookQueue": "{prefix}-webhooks.fifo",
 }
 
 Clients = Union[Mapping[str, Any], "boto3.session.Session", None]
@@ -107,6 +112,11 @@ class LocalResources:
     dispatch_queue_arn: str
     task_state_machine_arn: str
     run_state_machine_arn: str
+    event_bus_name: str = ""
+    event_bus_arn: str = ""
+    webhook_queue_url: str = ""
+    webhook_queue_arn: str = ""
+    webhook_dlq_url: str = ""
 
     def env(self, *, stage: str = "local", launcher: str = "local",
             orchestration: str = "stepfunctions") -> dict[str, str]:
@@ -121,6 +131,8 @@ class LocalResources:
             "BATON_RUN_STATE_MACHINE_ARN": self.run_state_machine_arn,
             "BATON_ORCHESTRATION": orchestration,
             "BATON_LAUNCHER": launcher,
+            "BATON_EVENT_BUS": self.event_bus_name,
+            "BATON_WEBHOOK_QUEUE_URL": self.webhook_queue_url,
         }
 
 
@@ -130,7 +142,7 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
     """Create (or find) the tables, bucket, queues and state machines of ``infra/resources.yaml``.
 
     ``clients``: a mapping of service name to boto3 client (``dynamodb``, ``s3``, ``sqs``,
-    ``stepfunctions``), a ``boto3.session.Session``, or None for the default session (boto3 honours
+    ``stepfunctions``, ``events``), a ``boto3.session.Session``, or None for the default session (boto3 honours
     ``AWS_ENDPOINT_URL``). ``visibility_timeout`` overrides the dispatch queue's (local speed).
 
     Idempotent: a second call with the same prefix returns the same resources (attributes and
@@ -142,11 +154,15 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
     created before live in moto's non-executing backend and cannot be started.
     """
     client = _client_factory(clients)
-    resources = load_template(template_path)["Resources"]
+    template = load_template(template_path)
+    resources = template["Resources"]
     names = {logical_id: pattern.format(prefix=prefix) for logical_id, pattern in LOCAL_NAMES.items()}
 
     sqs = client("sqs")
     ctx = _Intrinsics(region=sqs.meta.region_name, stack_name=prefix)
+    for name, parameter in (template.get("Parameters") or {}).items():   # the defaults a stack would take
+        if "Default" in parameter:
+            ctx.refs[name] = str(parameter["Default"])
 
     # Queues first: their ARN gives the account id the other ARNs need.
     dlq_url, dlq_arn = _create_queue(sqs, names["DispatchDLQ"], resources["DispatchDLQ"], ctx)
@@ -155,6 +171,12 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
     queue_url, queue_arn = _create_queue(sqs, names["DispatchQueue"], resources["DispatchQueue"], ctx,
                                          visibility_timeout=visibility_timeout)
     ctx.set("DispatchQueue", queue_url, Arn=queue_arn, QueueName=names["DispatchQueue"])
+    webhook_dlq_url, webhook_dlq_arn = _create_queue(sqs, names["WebhookDLQ"], resources["WebhookDLQ"], ctx)
+    ctx.set("WebhookDLQ", webhook_dlq_url, Arn=webhook_dlq_arn, QueueName=names["WebhookDLQ"])
+    webhook_url, webhook_arn = _create_queue(sqs, names["WebhookQueue"], resources["WebhookQueue"], ctx,
+                                             visibility_timeout=visibility_timeout)
+    ctx.set("WebhookQueue", webhook_url, Arn=webhook_arn, QueueName=names["WebhookQueue"])
+    bus_arn = _create_event_bus(client("events"), names["EventBus"], names["EventArchive"], resources, ctx)
 
     dynamodb = client("dynamodb")
     for logical_id in ("BatonTable", "IdempotencyTable"):
@@ -182,6 +204,11 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
         dispatch_queue_arn=queue_arn,
         task_state_machine_arn=arns["TaskPipeline"],
         run_state_machine_arn=arns["RunPipeline"],
+        event_bus_name=names["EventBus"],
+        event_bus_arn=bus_arn,
+        webhook_queue_url=webhook_url,
+        webhook_queue_arn=webhook_arn,
+        webhook_dlq_url=webhook_dlq_url,
     )
 
 
@@ -350,6 +377,34 @@ def _create_queue(sqs: Any, name: str, resource: Mapping[str, Any], ctx: _Intrin
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     return url, arn
+
+
+# --- EventBridge
+
+def _create_event_bus(events: Any, name: str, archive_name: str, resources: Mapping[str, Any],
+                      ctx: _Intrinsics) -> str:
+    """The bus (its ``Name`` is the stack's; locally ``name``) and its archive, as the template has them."""
+    try:
+        arn = events.create_event_bus(Name=name)["EventBusArn"]
+    except ClientError as error:
+        if _error_code(error) != "ResourceAlreadyExistsException":
+            raise
+        arn = events.describe_event_bus(Name=name)["Arn"]
+    ctx.set("EventBus", name, Arn=arn, Name=name)
+    archive = ctx(resources["EventArchive"]["Properties"])
+    params: dict[str, Any] = {"ArchiveName": archive_name, "EventSourceArn": archive["SourceArn"]}
+    if "RetentionDays" in archive:
+        params["RetentionDays"] = int(archive["RetentionDays"])
+    if "EventPattern" in archive:
+        params["EventPattern"] = json.dumps(archive["EventPattern"])
+    if "Description" in archive:
+        params["Description"] = archive["Description"]
+    try:
+        events.create_archive(**params)
+    except ClientError as error:
+        if _error_code(error) != "ResourceAlreadyExistsException":
+            raise
+    return arn
 
 
 # --- Step Functions

@@ -4,7 +4,9 @@ This module orchestrates; the parts are their own modules. It starts, on 127.0.0
 * a moto server with Step Functions execution switched on (``MOTO_PORT`` set first, so the ASL
   interpreter's SQS calls reach it), and the resources of ``infra/`` created in it (``resources``);
 * the API under Chalice's local server, in this process (``api_server``);
-* an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs (``pump``);
+* an SQS pump that feeds dispatch messages to the same ``dispatch`` handler Lambda runs (``pump``),
+  and another that feeds the webhook queue's messages to the ``webhooks`` handler (webhook
+  deliveries; receivers on 127.0.0.1/localhost are allowed here, and only here);
 * the sweeper on a short schedule; and the local executor, which runs agent jobs as subprocesses
   (each gets the API URL from its launch spec).
 
@@ -104,7 +106,8 @@ class LocalStack:
     def __init__(self, *, moto_port: int = 0, api_port: int = 0, workdir: Optional[Path] = None,
                  prefix: str = "baton-local", visibility_timeout: int = 30, sweep_seconds: float = 5.0,
                  max_attempts: int = 3, write_config: bool = True, state_dir: Optional[Path] = None,
-                 fresh: bool = False, snapshot_grace_seconds: float = 5.0):
+                 fresh: bool = False, snapshot_grace_seconds: float = 5.0,
+                 webhook_retry_base_seconds: Optional[float] = None):
         self.moto_port = moto_port or free_port()
         self.api_port = api_port or free_port()
         self.workdir = Path(workdir or ROOT / ".baton")
@@ -117,6 +120,8 @@ class LocalStack:
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.fresh = fresh
         self.snapshot_grace_seconds = snapshot_grace_seconds
+        # None: the operator's (BATON_WEBHOOK_RETRY_BASE_SECONDS, default 30 s); tests use ~1 s.
+        self.webhook_retry_base_seconds = webhook_retry_base_seconds
         self.restored: Optional[snapshots.Summary] = None     # what start() restored
         self.saved: Optional[snapshots.Summary] = None        # what stop() saved
         self.reconciled: Any = None                           # what the reconciler answered after a restore
@@ -151,12 +156,16 @@ class LocalStack:
         connection = replace(Settings.from_env(), region=REGION, aws_endpoint_url=self.moto_url, **LOCAL_CREDENTIALS)
         if resources is None:
             return connection
+        webhooks = {} if self.webhook_retry_base_seconds is None else \
+            {"webhook_retry_base_seconds": self.webhook_retry_base_seconds}
         return replace(connection, stage="local", orchestration="stepfunctions", launcher="local",
                        table_name=resources.table_name, idempotency_table=resources.idempotency_table_name,
                        bucket=resources.bucket, dispatch_queue_url=resources.dispatch_queue_url,
                        task_state_machine_arn=resources.task_state_machine_arn,
                        run_state_machine_arn=resources.run_state_machine_arn,
-                       api_url=self.api_url, workdir=str(self.workdir), max_attempts=self.max_attempts)
+                       api_url=self.api_url, workdir=str(self.workdir), max_attempts=self.max_attempts,
+                       event_bus=resources.event_bus_name, webhook_queue_url=resources.webhook_queue_url,
+                       webhook_allow_loopback=True, **webhooks)
 
     def _set_process_environment(self) -> None:
         """What cannot be passed in, because code outside the stack reads it from this process's
@@ -211,7 +220,7 @@ class LocalStack:
 
         connection = self.settings()
         self._clients = {service: bootstrap.client(service, connection)
-                         for service in ("dynamodb", "s3", "sqs", "stepfunctions")}
+                         for service in ("dynamodb", "s3", "sqs", "stepfunctions", "events")}
         self.resources = create_local_resources(self._clients, prefix=self.prefix,
                                                 visibility_timeout=self.visibility_timeout)
         forget_process_state()
@@ -233,11 +242,16 @@ class LocalStack:
         pump = SqsPump(bootstrap.client("sqs", self.services.settings), self.resources.dispatch_queue_url,
                        self.resources.dispatch_queue_arn, app_module.dispatch)
         pump.start()
+        # Deliveries that failed stay invisible for their backoff, as the handler set it: no retry_after.
+        webhook_pump = SqsPump(bootstrap.client("sqs", self.services.settings), self.resources.webhook_queue_url,
+                               self.resources.webhook_queue_arn, app_module.webhooks, retry_after_seconds=None,
+                               name="webhook-pump")
+        webhook_pump.start()
         from ..workers import sweep_once
 
         sweeper = Periodic(self.sweep_seconds, sweep_once, "sweeper")
         sweeper.start()
-        self.threads = [api_thread, pump, sweeper]
+        self.threads = [api_thread, pump, webhook_pump, sweeper]
         self._wait_for_api()
         if self.restored is not None:
             self.reconciled = self._reconcile()

@@ -4,27 +4,31 @@ A use case that owes Step Functions (or the dispatch queue) a call writes an out
 (``domain.messages``: answer a token, start or stop an execution, enqueue a message) in the same
 DynamoDB transaction as its change, then delivers it and deletes the record. If delivery fails
 the record stays, and the scheduled sweeper delivers it later. Delivery is idempotent: a token the
-execution no longer waits for is simply dropped.
+execution no longer waits for is simply dropped. Every commit's audit event is published the same
+way (``PublishEvents``, written by ``AuditLog.commit``, delivered by ``services.events``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 from ..adapters.dynamodb import Repositories
 from ..adapters.stepfunctions import DispatchQueue, GoneError, StepFunctions
 from ..domain import clock
-from ..domain.messages import AnswerToken, Enqueue, OutboxRecord, StartExecution, StopExecution, parse_outbox_record
+from ..domain.messages import (AnswerToken, Enqueue, OutboxRecord, PublishEvents, StartExecution, StopExecution,
+                               parse_outbox_record)
 
 logger = logging.getLogger("baton.outbox")
 
 
 class Outbox:
-    def __init__(self, repos: Repositories, sfn: Optional[StepFunctions], queue: Optional[DispatchQueue]):
+    def __init__(self, repos: Repositories, sfn: Optional[StepFunctions], queue: Optional[DispatchQueue],
+                 publisher: Optional[Callable[[], Any]] = None):
         self.repos = repos
         self.sfn = sfn
         self.queue = queue
+        self._publisher = publisher   # the EventPublisher, built on first use (services.events)
 
     def operations(self, records: Iterable[OutboxRecord]) -> list[dict[str, Any]]:
         return [self.repos.outbox.put_op(r) for r in records]
@@ -59,6 +63,10 @@ class Outbox:
         return self.deliver(pending)
 
     def _call(self, rec: OutboxRecord) -> None:
+        if isinstance(rec, PublishEvents):
+            if self._publisher is not None:   # else this stack publishes nothing: the record is dropped
+                self._publisher().deliver(rec)
+            return
         if isinstance(rec, Enqueue):
             if self.queue:
                 self.queue.send(rec.body.model_dump(mode="json"))

@@ -133,6 +133,11 @@ MATRIX: dict[tuple[str, str], tuple[int, ...]] = {
     # findings (the claim rule again) and bugs (not evidence of a task: no claim needed)
     ("POST",   "/tasks/{task_id}/findings"):        (401, 401, 201, 201, 404, 201, 409, 404, 201, 404, 403),
     ("POST",   "/projects/{project_id}/bugs"):      (401, 401, 201, 201, 404, 201, 201, 404, 403, 403, 403),
+    # webhooks: the project's humans and admins (a webhook URL may itself be a credential)
+    ("POST",   "/projects/{project_id}/webhooks"):  (401, 401, 201, 201, 404, 403, 403, 404, 403, 403, 403),
+    ("GET",    "/projects/{project_id}/webhooks"):  (401, 401, 200, 200, 404, 403, 403, 404, 403, 403, 403),
+    ("DELETE", "/webhooks/{webhook_id}"):           (401, 401, 200, 200, 404, 403, 403, 404, 403, 403, 403),
+    ("GET",    "/webhooks/{webhook_id}/deliveries"): (401, 401, 200, 200, 404, 403, 403, 404, 403, 403, 403),
 }
 # fmt: on
 
@@ -459,6 +464,21 @@ def target_attention(world: World, who: str) -> Target:
     return Target({"item_id": item.id}, {"comment": "seen"}, None, {item.id, f"stuck {who}"})
 
 
+def target_webhook(world: World, who: str) -> Target:
+    """A webhook of project alpha, fresh for each case (its URL is alpha's to know)."""
+    url = f"https://hooks.example.com/{fresh(world, who)}"
+    response = world.admin.post(f"/projects/{PROJECT_A}/webhooks", {"url": url, "events": ["run.*"]})
+    assert response.status_code == 201, response.data
+    return Target({"webhook_id": response.data["id"]}, strings={url, response.data["id"], response.data["secret"]})
+
+
+def target_read_webhook(world: World, who: str) -> Target:
+    """One webhook of project alpha for every read case (a project holds at most 20)."""
+    if not hasattr(world, "webhook_read"):
+        world.webhook_read = target_webhook(world, "reader")   # type: ignore[attr-defined]
+    return world.webhook_read   # type: ignore[attr-defined]
+
+
 def target_redeem(world: World, who: str) -> Target:
     """A real job with its launch code: only that code redeems it; any key naming the job is 403."""
     task_id, title = fresh_titled_task(world)
@@ -505,6 +525,10 @@ TARGETS: dict[tuple[str, str], Callable[[World, str], Target]] = {
     ("POST", "/tasks/{task_id}/findings"): target_evidence({"format": "security_report", "report": {"findings": []}}),
     ("POST", "/projects/{project_id}/bugs"): lambda w, who: Target(
         {"project_id": PROJECT_A}, {"title": fresh(w, who), "severity": "low"}),
+    ("POST", "/projects/{project_id}/webhooks"): lambda w, who: Target(
+        {"project_id": PROJECT_A}, {"url": f"https://hooks.example.com/{fresh(w, who)}", "events": ["run.*"]}),
+    ("DELETE", "/webhooks/{webhook_id}"): target_webhook,
+    ("GET", "/webhooks/{webhook_id}/deliveries"): target_read_webhook,
 }
 
 

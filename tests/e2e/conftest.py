@@ -55,9 +55,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 @pytest.fixture(scope="package")
 def shared_stack(tmp_path_factory) -> Iterator[LocalStack]:
     """The tier's one local stack. Short timings, so that waiting on a lapsed lease, a redelivery or
-    a sweep takes seconds: SQS visibility 5 s, a sweep every second, 3 attempts per stage job."""
+    a sweep takes seconds: SQS visibility 5 s, a sweep every second, 3 attempts per stage job, webhook
+    retries from 1 s."""
     with LocalStack(workdir=tmp_path_factory.mktemp("baton"), prefix="baton-e2e", visibility_timeout=5,
-                    sweep_seconds=1, max_attempts=3, write_config=False) as running:
+                    sweep_seconds=1, max_attempts=3, write_config=False, webhook_retry_base_seconds=1) as running:
         yield running
 
 

@@ -90,14 +90,15 @@ def test_every_lambda_gets_the_baton_environment():
               "BATON_TASK_STATE_MACHINE_ARN", "BATON_RUN_STATE_MACHINE_ARN", "BATON_ORCHESTRATION", "BATON_LAUNCHER",
               "BATON_ECS_CLUSTER", "BATON_ECS_TASK_DEFINITION", "BATON_ECS_SUBNETS", "BATON_ECS_SECURITY_GROUPS",
               "BATON_STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
-    for function in ("APIHandler", "Dispatch", "Sweep"):
+    needed |= {"BATON_EVENT_BUS", "BATON_WEBHOOK_QUEUE_URL"}
+    for function in ("APIHandler", "Dispatch", "Sweep", "Webhooks"):
         variables = {**static, **resources[function]["Properties"]["Environment"]["Variables"]}
         assert needed <= set(variables), (function, needed - set(variables))
     assert static["BATON_ORCHESTRATION"] == "stepfunctions" and static["BATON_LAUNCHER"] == "ecs"
 
 
 def test_lambda_policies_name_every_action():
-    for name in ("policy-api.json", "policy-dispatch.json", "policy-sweep.json"):
+    for name in ("policy-api.json", "policy-dispatch.json", "policy-sweep.json", "policy-webhooks.json"):
         for statement in json.loads((ROOT / ".chalice" / name).read_text())["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), (name, statement["Sid"])
@@ -105,6 +106,48 @@ def test_lambda_policies_name_every_action():
                 # Baton only ever answers a task token with success (no heartbeats, no failures).
                 assert set(actions) <= {"xray:PutTraceSegments", "xray:PutTelemetryRecords",
                                         "states:SendTaskSuccess"}, (name, actions)
+
+
+def test_events_out_resources_and_least_privilege():
+    """The bus and its archive; the webhook queue (FIFO, its DLQ FIFO, retries for 24 h fit in
+    maxReceiveCount, encrypted like the others); the deliverer's event source reports partial
+    failures; only the functions that commit events may publish, each to its own bus and queue."""
+    resources = template()["Resources"]
+    assert resources["EventBus"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-events"}
+    archive = resources["EventArchive"]["Properties"]
+    assert archive["SourceArn"] == {"Fn::GetAtt": ["EventBus", "Arn"]} and archive["EventPattern"] == {"source": ["baton"]}
+    assert archive["RetentionDays"] == {"Ref": "EventArchiveRetentionDays"}
+    assert template()["Parameters"]["EventArchiveRetentionDays"]["Default"] == 30
+    queue, dlq = resources["WebhookQueue"]["Properties"], resources["WebhookDLQ"]["Properties"]
+    assert queue["FifoQueue"] and dlq["FifoQueue"] and queue["ContentBasedDeduplication"] is False
+    assert queue["SqsManagedSseEnabled"] and dlq["SqsManagedSseEnabled"]
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {"Fn::GetAtt": ["WebhookDLQ", "Arn"]}
+    # 24 h of backoff capped at 1 h from 30 s is ~31 receives, once more per message ahead of it in a batch
+    assert queue["RedrivePolicy"]["maxReceiveCount"] >= 62
+    assert queue["MessageRetentionPeriod"] > 24 * 3600 and dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+    timeout = chalice_config()["lambda_functions"]["webhooks"]["lambda_timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    source = resources["Webhooks"]["Properties"]["Events"]["WebhooksSqsEventSource"]["Properties"]
+    assert source["Queue"] == {"Fn::Sub": "${WebhookQueue.Arn}"}
+    assert source["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+    def statements(name: str) -> list[dict]:
+        return json.loads((ROOT / ".chalice" / name).read_text())["Statement"]
+
+    for name in ("policy-api.json", "policy-dispatch.json", "policy-sweep.json"):
+        publish = [s for s in statements(name) if "events:PutEvents" in s["Action"]]
+        assert publish == [{"Sid": "PublishEvents", "Effect": "Allow", "Action": ["events:PutEvents"],
+                            "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}], name
+        sends = [s["Resource"] for s in statements(name) if "sqs:SendMessage" in s["Action"]]
+        assert {"Fn::GetAtt": ["WebhookQueue", "Arn"]} in sends and "*" not in sends, name
+    webhooks = statements("policy-webhooks.json")
+    actions = {a for s in webhooks for a in s["Action"]}
+    assert not any(a.startswith("events:") or a == "sqs:SendMessage" for a in actions)
+    consume = next(s for s in webhooks if s["Sid"] == "ConsumeWebhookQueue")
+    assert consume["Resource"] == {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
+    for stage in ("dev", "prod"):
+        assert chalice_config()["stages"][stage]["lambda_functions"]["webhooks"]["iam_policy_file"] == \
+            "policy-webhooks.json"
 
 
 # ---------------------------------------------------------------- the local stack
@@ -148,6 +191,21 @@ def test_creates_every_stateful_resource(aws, local):
         assert queue_urls == {local.dispatch_queue_url}
 
 
+def test_the_local_stack_has_the_bus_its_archive_and_the_webhook_fifo_queue(aws, local):
+    events, sqs = aws.client("events"), aws.client("sqs")
+    assert events.describe_event_bus(Name=local.event_bus_name)["Arn"] == local.event_bus_arn
+    [archive] = events.list_archives(EventSourceArn=local.event_bus_arn)["Archives"]
+    assert archive["RetentionDays"] == 30
+    assert json.loads(events.describe_archive(ArchiveName=archive["ArchiveName"])["EventPattern"]) == {"source": ["baton"]}
+    attributes = sqs.get_queue_attributes(QueueUrl=local.webhook_queue_url, AttributeNames=["All"])["Attributes"]
+    dlq = sqs.get_queue_attributes(QueueUrl=local.webhook_dlq_url, AttributeNames=["All"])["Attributes"]
+    assert attributes["QueueArn"] == local.webhook_queue_arn and attributes["FifoQueue"] == dlq["FifoQueue"] == "true"
+    assert attributes["ContentBasedDeduplication"] == "false"
+    assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 100}
+    assert local.env()["BATON_EVENT_BUS"] == local.event_bus_name
+    assert local.env()["BATON_WEBHOOK_QUEUE_URL"] == local.webhook_queue_url
+
+
 def test_env_names_the_local_resources(local):
     env = local.env()
     assert env["BATON_TABLE"] == local.table_name
@@ -163,13 +221,14 @@ def test_env_names_the_local_resources(local):
 def test_a_second_call_returns_the_same_resources(aws, local):
     again = create_local_resources(aws, prefix=PREFIX)
     assert again == local
-    faster = create_local_resources({s: aws.client(s) for s in ("dynamodb", "s3", "sqs", "stepfunctions")},
+    faster = create_local_resources({s: aws.client(s) for s in ("dynamodb", "s3", "sqs", "stepfunctions", "events")},
                                     prefix=PREFIX, visibility_timeout=7)
     assert faster == local
     sqs = aws.client("sqs")
     assert sqs.get_queue_attributes(QueueUrl=local.dispatch_queue_url,
                                     AttributeNames=["VisibilityTimeout"])["Attributes"]["VisibilityTimeout"] == "7"
-    assert len([u for u in sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]]) == 2
+    assert len([u for u in sqs.list_queues(QueueNamePrefix=PREFIX)["QueueUrls"]]) == 4   # dispatch, webhooks + DLQs
+    assert len([b for b in aws.client("events").list_event_buses(NamePrefix=PREFIX)["EventBuses"]]) == 1
     machines = [m for m in aws.client("stepfunctions").list_state_machines()["stateMachines"]
                 if m["name"].startswith(PREFIX)]
     assert len(machines) == 2

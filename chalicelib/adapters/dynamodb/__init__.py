@@ -8,7 +8,7 @@
 * One repository per aggregate, each owning its items (``to_item``/``from_item``), its keys and
   its conditions: projects, runs, tasks, jobs, handoffs, proofs, findings, credentials (API
   keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up), attention (what waits for a person),
-  state (a task's versioned key-value store).
+  state (a task's versioned key-value store), webhooks (with their deliveries).
 
 Services get them all as one ``Repositories`` (built once per container by ``bootstrap``).
 """
@@ -38,6 +38,7 @@ from .state import StateRepository
 from .table import Page, Table, TransactionCancelledError
 from .tasks import TaskRepository
 from .usage import UsageRepository
+from .webhooks import WebhookRepository
 
 
 @dataclass
@@ -59,6 +60,7 @@ class Repositories:
     usage: UsageRepository
     attention: AttentionRepository
     state: StateRepository
+    webhooks: WebhookRepository
 
     @property
     def client(self) -> Any:
@@ -79,16 +81,18 @@ def build_repositories(client: Any, table_name: str) -> Repositories:
     table = Table(client, table_name)
     outbox = OutboxRepository(table)
     tasks = TaskRepository(table)
-    return Repositories(table=table, audit=AuditLog(table, outbox), projects=ProjectRepository(table),
-                        runs=RunRepository(table, tasks), tasks=tasks, jobs=JobRepository(table),
+    audit = AuditLog(table, outbox)
+    return Repositories(table=table, audit=audit, projects=ProjectRepository(table),
+                        runs=RunRepository(table, tasks, audit), tasks=tasks, jobs=JobRepository(table),
                         handoffs=HandoffRepository(table, tasks), proofs=ProofRepository(table, tasks),
                         findings=FindingRepository(table), credentials=CredentialRepository(table), outbox=outbox,
                         approvals=ApprovalRepository(table), roles=RoleRepository(table),
                         settings=SettingsRepository(table), usage=UsageRepository(table),
-                        attention=AttentionRepository(table), state=StateRepository(table, tasks))
+                        attention=AttentionRepository(table), state=StateRepository(table, tasks),
+                        webhooks=WebhookRepository(table))
 
 
 __all__ = ["ApprovalRepository", "AttentionRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
            "HandoffRepository", "JobRepository", "OutboxRepository", "Page", "ProjectRepository", "ProofRepository",
            "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "StateRepository", "Table",
-           "TaskRepository", "TransactionCancelledError", "UsageRepository", "build_repositories"]
+           "TaskRepository", "TransactionCancelledError", "UsageRepository", "WebhookRepository", "build_repositories"]

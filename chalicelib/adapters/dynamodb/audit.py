@@ -4,16 +4,23 @@
 audit event (its sequence number taken by a condition on the run item) in one TransactWriteItems.
 What a change does to its run besides counters is a ``RunEffect`` its caller computes from the run
 as read. Events are read back in order with ``events_after``.
+
+Events out: when the stack publishes its events (``publisher`` set, by ``bootstrap``), the same
+transaction also writes an outbox record (``PublishEvents``) with the commit's event, and the commit
+hands it to ``publisher`` once the transaction succeeded (the record stays for the sweeper when
+that delivery fails). A commit has at most 97 operations of its own: with the run's update, the
+event and the record, 100, DynamoDB's limit (the largest, a chunk of cancelled tasks, has 77).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 from ...domain import clock
 from ...domain.entities import Event
@@ -22,6 +29,11 @@ from . import keyspace
 from .codec import attribute_value, deserialize, serialize
 from .outbox import OutboxRepository
 from .table import Table, TransactionCancelledError
+
+if TYPE_CHECKING:
+    from ...domain.messages import PublishEvents
+
+logger = logging.getLogger("baton.audit")
 
 
 @dataclass
@@ -102,6 +114,28 @@ class AuditLog:
         self.table = table
         self.outbox = outbox
         self.hints = hints or RunHints()
+        # Delivers a commit's PublishEvents right after the commit (services.outbox); None: the
+        # stack publishes nothing, and commits write no record.
+        self.publisher: Optional[Callable[[PublishEvents], Any]] = None
+
+    def publication(self, project_id: str, run_id: str, event: dict[str, Any]) -> Optional[PublishEvents]:
+        """The outbox record that publishes ``event`` (None when the stack publishes nothing)."""
+        if self.publisher is None or not project_id:
+            return None
+        from ...domain.events import published   # loaded by stacks that publish, on their first commit
+        from ...domain.messages import PublishEvents
+
+        return PublishEvents(project_id=project_id, run_id=run_id, events=[published(event, project_id, run_id)])
+
+    def announce(self, record: Optional[PublishEvents]) -> None:
+        """Deliver a committed record now; whatever goes wrong, the record stays for the sweeper."""
+        if record is None or self.publisher is None:
+            return
+        try:
+            self.publisher(record)
+        except Exception:   # the change is committed: never fail it for its publication
+            logger.warning("publishing %s of run %s failed; the sweeper retries", record.id, record.run_id,
+                           exc_info=True)
 
     def commit(self, *, run_id: str, actor: str, action: str, entity: str, data: dict[str, Any],
                operations: Sequence[dict[str, Any]] = (), counters: Optional[dict[str, int]] = None,
@@ -143,6 +177,9 @@ class AuditLog:
                                                            actor=actor, action=action, entity=entity, data=data)
             effect_ops = list(effect.operations) + [self.outbox.put_op(r) for r in effect.outbox]
             ops = list(operations) + effect_ops + [run_update, self.table.put_op(event, "attribute_not_exists(pk)")]
+            publication = self.publication(str(run_item.get("project_id", "")), run_id, event)
+            if publication is not None:
+                ops.append(self.outbox.put_op(publication))
             try:
                 self.table.transact(ops)
             except TransactionCancelledError as cancelled:
@@ -161,6 +198,7 @@ class AuditLog:
                 run_item, fresh = (cancelled.items[run_index], True) if run_changed else (None, False)
                 continue
             self.hints.put(run_id, _after_image(run_item, effect, all_counters, event))
+            self.announce(publication)
             return Committed(event=event, effect=effect, run_item=run_item)
         raise ConflictError("the run is too busy right now; retry shortly", code="busy")
 

@@ -278,3 +278,36 @@ def task_state_version(task_id: str, name: str, version: int) -> dict[str, str]:
 def task_state_upload(task_id: str, name: str) -> dict[str, str]:
     """A large value's upload, between its presigned form and its confirmation."""
     return {"pk": task_partition(task_id), "sk": f"STATEUP#{name}"}
+
+
+# ---- webhooks: the webhook, its deliveries and its per-run delivery cursors in its own partition
+
+DELIVERY_SK_PREFIX = "DELIVERY#"
+
+
+def webhook(webhook_id: str) -> dict[str, str]:
+    return {"pk": f"WEBHOOK#{webhook_id}", "sk": META}
+
+
+def webhook_partition(webhook_id: str) -> str:
+    return f"WEBHOOK#{webhook_id}"
+
+
+def webhooks_of_project(project_id: str) -> str:
+    return f"PROJECT#{project_id}#WEBHOOKS"
+
+
+def webhook_list_entry(project_id: str, webhook_id: str) -> dict[str, str]:
+    """A project's webhooks (gsi1), oldest first: what every published event is matched against."""
+    return {"gsi1pk": webhooks_of_project(project_id), "gsi1sk": f"WEBHOOK#{webhook_id}"}
+
+
+def webhook_delivery(webhook_id: str, run_id: str, seq: int) -> dict[str, str]:
+    """One event of a run for one webhook; newest run first when read descending."""
+    return {"pk": webhook_partition(webhook_id), "sk": f"{DELIVERY_SK_PREFIX}{run_id}#{seq:012d}"}
+
+
+def webhook_stream(webhook_id: str, run_id: str) -> dict[str, str]:
+    """How far a webhook's deliveries of a run got (every matching event up to ``through`` is
+    delivered or failed), and the attention item its failures opened."""
+    return {"pk": webhook_partition(webhook_id), "sk": f"STREAM#{run_id}"}

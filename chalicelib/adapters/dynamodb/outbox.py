@@ -30,6 +30,11 @@ class OutboxRepository:
                                          limit=limit, cursor=None, sort_condition=condition)
         return items
 
+    def mark_published(self, record_id: str) -> None:
+        """A ``PublishEvents`` record whose events are on the bus: a retry only fans out to webhooks."""
+        self.table.write(self.table.update_op(keyspace.outbox(record_id), "SET bus_done = :done",
+                                              condition="attribute_exists(pk)", values={":done": True}))
+
     def delete(self, record_id: str) -> None:
         self.table.delete(keyspace.outbox(record_id))
 

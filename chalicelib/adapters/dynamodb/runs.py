@@ -9,6 +9,7 @@ from typing import Any, Optional
 from ...domain.entities import Run, Task
 from ...domain.progress import progress_from_counters
 from . import keyspace
+from .audit import AuditLog
 from .table import GSI1_NAMES, TRANSACTION_LIMIT, Page, Table
 from .tasks import TaskRepository
 
@@ -25,9 +26,10 @@ def item_to_run(item: dict[str, Any]) -> Run:
 
 
 class RunRepository:
-    def __init__(self, table: Table, tasks: TaskRepository):
+    def __init__(self, table: Table, tasks: TaskRepository, audit: AuditLog):
         self.table = table
         self.tasks = tasks
+        self.audit = audit
 
     def create(self, run: Run, tasks: list[Task], counters: dict[str, int], actor: str) -> None:
         """Write the run (``pending``) with its counters and creation event, then its tasks in
@@ -35,8 +37,11 @@ class RunRepository:
         event = {**keyspace.event(run.id, 1), "type": "event", "seq": 1, "at": run.created_at, "actor": actor,
                  "action": "run.created", "entity": f"run:{run.id}",
                  "data": {"title": run.title, "tasks": len(tasks), "stages": [s.value for s in run.stages]}}
+        publication = self.audit.publication(run.project_id, run.id, event)
         self.table.transact([self.table.put_op(run_to_item(run, counters, event_seq=1), "attribute_not_exists(pk)"),
-                             self.table.put_op(event, "attribute_not_exists(pk)")])
+                             self.table.put_op(event, "attribute_not_exists(pk)"),
+                             *([self.audit.outbox.put_op(publication)] if publication else [])])
+        self.audit.announce(publication)
         for start in range(0, len(tasks), TRANSACTION_LIMIT):
             self.table.transact([self.tasks.create_op(t) for t in tasks[start:start + TRANSACTION_LIMIT]])
 

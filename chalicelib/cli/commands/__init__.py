@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from . import agents, approvals, demo, handoffs, keys, local, projects, proofs, roles, runs, tasks
+from . import agents, approvals, demo, events, handoffs, keys, local, projects, proofs, roles, runs, tasks, webhooks
 
 SECTIONS: list[tuple[str, list[click.Command]]] = [
     ("Local stack", [local.up, local.status, demo.demo]),
@@ -16,5 +16,6 @@ SECTIONS: list[tuple[str, list[click.Command]]] = [
                            approvals.reject]),
     ("Working a task (external agents)", [agents.claim, agents.heartbeat, agents.advance, handoffs.handoff,
                                           proofs.proof, demo.agent]),
+    ("Events out", [events.events, webhooks.webhooks]),
     ("Administration", [roles.roles, keys.keys]),
 ]
