@@ -36,6 +36,19 @@ def webhooks(event):
     return deliver_webhooks(event)
 
 
+# The table's DynamoDB Stream: new PublishEvents outbox records, published off the request path.
+# The ARN is a placeholder; the packaged template points the event source at the stack's table
+# stream with its filter (only INSERTs of publish records), retries and batch window
+# (infra/resources.yaml "Publish"); the local stack's StreamPump feeds it from moto.
+@app.on_dynamodb_record(stream_arn="arn:aws:dynamodb:us-east-1:123456789012:table/baton-local/stream/local",
+                        batch_size=100, starting_position="LATEST", name="publish",
+                        maximum_batching_window_in_seconds=1)
+def publish(event):
+    from chalicelib.workers import publish_from_stream
+
+    return publish_from_stream(event)
+
+
 @app.schedule(Rate(1, unit=Rate.MINUTES), name="sweep")
 def sweep(event):
     from chalicelib.workers import sweep_once

@@ -68,7 +68,11 @@ class Services:
         self.keys = KeyService(repos)
         self._sfn, self._queue, self._objects, self._given_launcher = sfn, queue, objects, launcher
         self._lock = threading.RLock()
-        if self.publishes:   # every commit's audit event goes out through the outbox (services.events)
+        # Every commit's audit event goes out through the outbox (services.events): the table's
+        # stream feeds the record to the publish function (services.publish_stream), or, with
+        # BATON_EVENTS_DELIVERY=request, the committing request delivers it itself.
+        repos.audit.publishes = self.publishes
+        if self.publishes and settings.publishes_in_request:
             repos.audit.publisher = lambda record: self.outbox.deliver([record])
 
     @property
@@ -88,6 +92,12 @@ class Services:
 
         bus = EventBus(client("events", self.settings), self.settings.event_bus) if self.settings.event_bus else None
         return EventPublisher(self.repos, bus, self.webhook_queue)
+
+    @built_on_first_use
+    def publish_stream(self) -> Any:
+        from .services.publish_stream import StreamConsumer
+
+        return StreamConsumer(self.outbox)
 
     @built_on_first_use
     def webhook_queue(self) -> Any:

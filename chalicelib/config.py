@@ -56,6 +56,10 @@ class Settings:
     webhook_retry_seconds: float = 24 * 3600.0
     webhook_timeout_seconds: float = 5.0
     webhook_allow_loopback: bool = False
+    # How a commit's PublishEvents outbox record leaves: "stream" (the table's DynamoDB Stream feeds
+    # the publish function, off the request path: as deployed and on the local stack) or "request"
+    # (the committing request delivers it right after its commit, ~3 more AWS calls per request).
+    events_delivery: str = "stream"
     # Where bootstrap's clients connect, and as whom: set by the local stack (its moto server and
     # moto's placeholder credentials). Empty, as deployed: botocore's own resolution (the Lambda
     # role's credentials; AWS_ENDPOINT_URL* when set), which is why from_env reads none of them.
@@ -66,6 +70,10 @@ class Settings:
     @property
     def uses_step_functions(self) -> bool:
         return self.orchestration == "stepfunctions"
+
+    @property
+    def publishes_in_request(self) -> bool:
+        return self.events_delivery == "request"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -96,4 +104,5 @@ class Settings:
             webhook_retry_cap_seconds=float(env("BATON_WEBHOOK_RETRY_CAP_SECONDS", "3600")),
             webhook_retry_seconds=float(env("BATON_WEBHOOK_RETRY_SECONDS", str(24 * 3600))),
             webhook_timeout_seconds=float(env("BATON_WEBHOOK_TIMEOUT_SECONDS", "5")),
+            events_delivery=env("BATON_EVENTS_DELIVERY", "stream"),
         )

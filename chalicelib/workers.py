@@ -1,5 +1,6 @@
-"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher, the webhook deliverer and the
-scheduled sweeper (their use cases live in ``services.dispatch``, ``services.webhook_delivery`` and
+"""Entry points of the non-HTTP Lambda functions: the SQS dispatcher, the webhook deliverer, the
+publisher on the table's stream and the scheduled sweeper (their use cases live in
+``services.dispatch``, ``services.webhook_delivery``, ``services.publish_stream`` and
 ``services.sweeper``).
 
 The dispatcher processes a batch with powertools' BatchProcessor and reports partial failures,
@@ -125,6 +126,15 @@ def deliver_webhooks(event: Any) -> dict[str, Any]:
             except Exception:   # it comes back after the queue's visibility timeout instead
                 log.warning("could not release webhook message %s", failure["itemIdentifier"], exc_info=True)
     return result
+
+
+def publish_from_stream(event: Any) -> dict[str, int]:
+    """Chalice ``on_dynamodb_record`` handler of the table's stream (filtered to new publish
+    records): delivers each through the outbox. A record whose delivery fails stays in the table
+    for the sweeper; the batch is not failed for it (a retry of the batch would only publish its
+    other records again)."""
+    payload = event.to_dict() if hasattr(event, "to_dict") else event
+    return get_services().publish_stream.handle(payload.get("Records", []))
 
 
 def sweep_once(limit: int = 200) -> dict[str, Any]:

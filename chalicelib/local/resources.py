@@ -66,10 +66,11 @@ def _parsed_template(path: Path, mtime_ns: int) -> dict[str, Any]:
 
 
 def create_table(dynamodb: Any, table_name: str, logical_id: str = "BatonTable", *,
-                 template_path: Path = TEMPLATE) -> None:
+                 template_path: Path = TEMPLATE) -> str:
     """Create (or find) the table ``logical_id`` of the template as the cloud stack has it: keys,
-    indexes, billing mode, SSE, tags, then TTL and point-in-time recovery. The local stack and the
-    tests' in-process moto both make their tables here, so tests run against the same tables."""
+    indexes, billing mode, SSE, tags, its stream, then TTL and point-in-time recovery. The local
+    stack and the tests' in-process moto both make their tables here, so tests run against the same
+    tables. Returns the table's stream ARN ("" without a stream)."""
     props = load_template(template_path)["Resources"][logical_id]["Properties"]
     params: dict[str, Any] = {key: props[key] for key in ("AttributeDefinitions", "KeySchema",
                                                           "GlobalSecondaryIndexes", "LocalSecondaryIndexes",
@@ -82,6 +83,9 @@ def create_table(dynamodb: Any, table_name: str, logical_id: str = "BatonTable",
                 params["SSESpecification"][api_key] = sse[cfn_key]
     if _tags(props):
         params["Tags"] = _tags(props)
+    stream = props.get("StreamSpecification")
+    if stream:
+        params["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
     try:
         dynamodb.create_table(TableName=table_name, **params)
     except dynamodb.exceptions.ResourceInUseException:
@@ -98,6 +102,13 @@ def create_table(dynamodb: Any, table_name: str, logical_id: str = "BatonTable",
     if pitr and pitr.get("PointInTimeRecoveryEnabled"):
         dynamodb.update_continuous_backups(TableName=table_name, PointInTimeRecoverySpecification={
             "PointInTimeRecoveryEnabled": True})
+    if not stream:
+        return ""
+    table = dynamodb.describe_table(TableName=table_name)["Table"]
+    if not (table.get("StreamSpecification") or {}).get("StreamEnabled"):   # made before it had one
+        table = dynamodb.update_table(TableName=table_name,
+                                      StreamSpecification=params["StreamSpecification"])["TableDescription"]
+    return str(table["LatestStreamArn"])
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,7 @@ class LocalResources:
     webhook_queue_url: str = ""
     webhook_queue_arn: str = ""
     webhook_dlq_url: str = ""
+    table_stream_arn: str = ""     # the BatonTable's DynamoDB Stream (the local StreamPump reads it)
 
     def env(self, *, stage: str = "local", launcher: str = "local",
             orchestration: str = "stepfunctions") -> dict[str, str]:
@@ -179,8 +191,9 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
     bus_arn = _create_event_bus(client("events"), names["EventBus"], names["EventArchive"], resources, ctx)
 
     dynamodb = client("dynamodb")
+    streams = {}
     for logical_id in ("BatonTable", "IdempotencyTable"):
-        create_table(dynamodb, names[logical_id], logical_id, template_path=template_path)
+        streams[logical_id] = create_table(dynamodb, names[logical_id], logical_id, template_path=template_path)
         ctx.set(logical_id, names[logical_id])
 
     bucket = names["ProofBucket"]
@@ -209,6 +222,7 @@ def create_local_resources(clients: Clients = None, prefix: str = "baton-local",
         webhook_queue_url=webhook_url,
         webhook_queue_arn=webhook_arn,
         webhook_dlq_url=webhook_dlq_url,
+        table_stream_arn=streams["BatonTable"],
     )
 
 

@@ -5,10 +5,12 @@ audit event (its sequence number taken by a condition on the run item) in one Tr
 What a change does to its run besides counters is a ``RunEffect`` its caller computes from the run
 as read. Events are read back in order with ``events_after``.
 
-Events out: when the stack publishes its events (``publisher`` set, by ``bootstrap``), the same
-transaction also writes an outbox record (``PublishEvents``) with the commit's event, and the commit
-hands it to ``publisher`` once the transaction succeeded (the record stays for the sweeper when
-that delivery fails). A commit has at most 97 operations of its own: with the run's update, the
+Events out: when the stack publishes its events (``publishes`` set, by ``bootstrap``), the same
+transaction also writes an outbox record (``PublishEvents``) with the commit's event. The table's
+DynamoDB Stream carries the record's INSERT to the publish function (``services.publish_stream``),
+off the request path; with ``publisher`` set as well (``BATON_EVENTS_DELIVERY=request``) the commit
+hands the record to it once the transaction succeeded. Either way a record whose delivery failed
+stays for the sweeper. A commit has at most 97 operations of its own: with the run's update, the
 event and the record, 100, DynamoDB's limit (the largest, a chunk of cancelled tasks, has 77).
 """
 
@@ -114,13 +116,15 @@ class AuditLog:
         self.table = table
         self.outbox = outbox
         self.hints = hints or RunHints()
-        # Delivers a commit's PublishEvents right after the commit (services.outbox); None: the
-        # stack publishes nothing, and commits write no record.
+        # publishes: commits write a PublishEvents record (False: the stack publishes nothing).
+        # publisher: delivers that record right after the commit (services.outbox); None: the
+        # table's stream consumer delivers it (services.publish_stream), off the request path.
+        self.publishes = False
         self.publisher: Optional[Callable[[PublishEvents], Any]] = None
 
     def publication(self, project_id: str, run_id: str, event: dict[str, Any]) -> Optional[PublishEvents]:
         """The outbox record that publishes ``event`` (None when the stack publishes nothing)."""
-        if self.publisher is None or not project_id:
+        if not self.publishes or not project_id:
             return None
         from ...domain.events import published   # loaded by stacks that publish, on their first commit
         from ...domain.messages import PublishEvents
@@ -128,7 +132,8 @@ class AuditLog:
         return PublishEvents(project_id=project_id, run_id=run_id, events=[published(event, project_id, run_id)])
 
     def announce(self, record: Optional[PublishEvents]) -> None:
-        """Deliver a committed record now; whatever goes wrong, the record stays for the sweeper."""
+        """Deliver a committed record now when the request delivers (``publisher``); whatever goes
+        wrong, the record stays for the sweeper. Else the stream consumer delivers it."""
         if record is None or self.publisher is None:
             return
         try:
