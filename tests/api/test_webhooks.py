@@ -160,6 +160,7 @@ def test_the_deliveries_list_shows_each_event_with_its_status_and_attempts(publi
     with Receiver(fail_first=1, fail_status=502) as receiver:
         hook = webhook(api, {"url": receiver.url, "events": ["run.*"]}).data
         run = start_run(api, tasks=1)
+        stack.publish()   # the stream consumer fans the run's events out to the webhook queue
         stack.pump().pump_once()
         listed = api.get(f"/webhooks/{hook['id']}/deliveries")
         assert listed.status_code == 200

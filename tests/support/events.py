@@ -1,7 +1,13 @@
 """A stack that publishes its events, in-process: moto with every resource of infra/resources.yaml
 (the EventBridge bus and its archive, the webhook FIFO queue and its DLQ among them), services wired
 to them with the local stack's webhook settings (receivers on 127.0.0.1 allowed, 1 s backoff base),
-and a pump that feeds the webhook queue to the app's own ``webhooks`` handler, as Lambda would."""
+the table's stream read by the local stack's ``StreamPump`` (from the moment the stack exists) into
+the app's own ``publish`` handler, and a pump that feeds the webhook queue to the app's own
+``webhooks`` handler, as Lambda would.
+
+Requests do not publish (``BATON_EVENTS_DELIVERY=stream``, as deployed): ``publish()`` plays the
+stream's event source once, synchronously, so a test decides when the consumer runs. ``received``
+and ``drain`` publish first: what they see is what the stream consumer delivered."""
 
 from __future__ import annotations
 
@@ -19,6 +25,7 @@ from chalicelib.config import Settings
 from chalicelib.local.moto_fidelity import atomic_transactions
 from chalicelib.local.pump import SqsPump
 from chalicelib.local.resources import LocalResources, create_local_resources
+from chalicelib.local.stream_pump import StreamPump, streams_client
 
 PREFIX = "baton-events"
 
@@ -27,6 +34,18 @@ PREFIX = "baton-events"
 class Publishing:
     services: Any
     resources: LocalResources
+    stream: Optional[StreamPump] = None
+
+    def publish(self) -> int:
+        """Play the stream's event source until it has nothing new: every publish record committed
+        so far goes through the app's ``publish`` handler. Returns how many stream records it read."""
+        read = 0
+        while self.stream is not None:
+            n = self.stream.pump_once()
+            if n == 0:
+                break
+            read += n
+        return read
 
     @property
     def sqs(self) -> Any:
@@ -45,7 +64,8 @@ class Publishing:
         return url
 
     def received(self, queue_url: str) -> list[dict[str, Any]]:
-        """Every EventBridge event the queue holds now (each read once)."""
+        """Every EventBridge event the queue holds once the stream consumer ran (each read once)."""
+        self.publish()
         found: list[dict[str, Any]] = []
         while True:
             messages = self.sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
@@ -70,6 +90,7 @@ class Publishing:
     def drain(self, until: Optional[Callable[[], bool]] = None, timeout: float = 30.0) -> None:
         """Pump the webhook queue until it is empty (or ``until`` holds), waiting out backoffs; a
         deadline, not the timing, decides: it fails when the queue does not empty in time."""
+        self.publish()
         pump = self.pump()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -93,6 +114,7 @@ def publishing_services(**settings: Any) -> Iterator[Publishing]:
                         webhook_queue_url=resources.webhook_queue_url, webhook_allow_loopback=True,
                         webhook_retry_base_seconds=1.0, webhook_timeout_seconds=3.0, **settings)
         services = bootstrap.build_services(wired)
+        import app as app_module
         from chalicelib import workers
         from chalicelib.api import idempotency
 
@@ -100,7 +122,11 @@ def publishing_services(**settings: Any) -> Iterator[Publishing]:
         workers._idempotent_handler = None
         bootstrap.reset_services(services)
         try:
-            yield Publishing(services, resources)
+            stream = None
+            if services.publishes and not wired.publishes_in_request:
+                stream = StreamPump(streams_client(wired), resources.table_stream_arn, app_module.publish,
+                                    name="test-stream-pump")
+            yield Publishing(services, resources, stream)
         finally:
             bootstrap.reset_services(None)
             workers._idempotent_handler = None
