@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.harness import ROOT, local_stack, print_table, record_summary, report_scans, scans  # noqa: E402
 from bench.meter import AwsMeter, Call, Invocation, LambdaMeter  # noqa: E402
-from bench.prices import ASSUMED_CALL_MS, FULL_VCPU_MB, PRICES, PRICES_AS_OF, call_ms  # noqa: E402
+from bench.prices import ASSUMED_CALL_MS, FREE_CALLS, FULL_VCPU_MB, PRICES, PRICES_AS_OF, call_ms  # noqa: E402
 
 ESTIMATE_BEFORE, AIM = 0.15, 0.10
 SWEEPS_PER_MONTH = 60 * 24 * 30
@@ -216,7 +216,8 @@ def main() -> int:
     background = [c for c in meter_calls if id(c) not in in_invocations]
     sweeper = [c for c in background if c.scope == "sweeper"]
     idle_polls = [c for c in background if c.label == "sqs:ReceiveMessage" and not c.items_read]
-    outside = [c for c in background if c.scope != "sweeper" and c not in idle_polls]
+    stream_reads = [c for c in background if c.service in FREE_CALLS]   # the event source's, free
+    outside = [c for c in background if c.scope != "sweeper" and c not in idle_polls and c not in stream_reads]
     counted_calls = [c for i in counted for c in i.calls] + outside
 
     usage = usage_of(counted, outside, memory)
@@ -237,9 +238,11 @@ def main() -> int:
     print("## Cost per 1,000 task-stages (demo pipeline, local stack, AWS list prices)\n")
     print(f"One `baton demo` run: {stage_jobs} stage jobs (task-stages), {executions} executions, {seconds:.0f} s; "
           f"{len(counted)} Lambda invocations counted ({sum(1 for i in counted if i.function == 'api_handler')} API "
-          f"requests, {sum(1 for i in counted if i.function == 'dispatch')} dispatch batches). Left out: "
+          f"requests, {sum(1 for i in counted if i.function == 'dispatch')} dispatch batches, "
+          f"{sum(1 for i in counted if i.function == 'publish')} publish batches from the table's stream). Left out: "
           + ", ".join(f"{n} {phase} requests" for phase, n in sorted(left_out.items()))
-          + f", {len(sweeper)} sweeper calls, {len(idle_polls)} empty long polls of the queue.\n")
+          + f", {len(sweeper)} sweeper calls, {len(idle_polls)} empty long polls of the queue, {len(stream_reads)} "
+          f"reads of the table's stream by the event source (free).\n")
     print_table(["service", "unit", "in the run", "per 1,000 task-stages", "price per million", "per 1,000"], rows)
     print(f"\nPrices: {PRICES_AS_OF}; sources in bench/prices.py.\n")
     shares = sorted(by_service.items(), key=lambda kv: -kv[1])

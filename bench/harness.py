@@ -149,6 +149,12 @@ class InProcess:
         self.admin_key = self.services.keys.bootstrap_admin("bench-admin")[1]
         self._pump = SqsPump(boto3.session.Session().client("sqs"), self.resources.dispatch_queue_url,
                              self.resources.dispatch_queue_arn, app_module.dispatch)
+        # The table's stream, read as Lambda's event source mapping would (from LATEST, now), into
+        # the publish function: what leaves after a commit, off the request path (``publish()``).
+        from chalicelib.local.stream_pump import StreamPump, streams_client
+
+        self._stream = StreamPump(streams_client(self.services.settings), self.resources.table_stream_arn,
+                                  app_module.publish) if self.resources.table_stream_arn else None
         self.meter.take()
         self.lambdas.take()
         return self
@@ -191,6 +197,14 @@ class InProcess:
             else:
                 time.sleep(0.02)
         return delivered
+
+    def publish(self) -> list[Invocation]:
+        """Play the stream's event source until it has nothing new; the publish function's invocations
+        (other invocations made meanwhile are dropped, as ``request`` drops them)."""
+        self.lambdas.take()
+        while self._stream is not None and self._stream.pump_once():
+            pass
+        return [i for i in self.lambdas.take() if i.function == "publish"]
 
     def until(self, attempt: Callable[[], Optional[Response]], timeout: float = 30.0) -> Response:
         """Pump and retry ``attempt`` until it returns a response (it returns None to go on)."""

@@ -406,8 +406,9 @@ class LambdaMeter:
         if isinstance(event, Request):
             function, what = "api_handler", f"{event.method} {event.context.get('resourcePath', event.path)}"
             phase = (event.headers or {}).get("x-bench-phase", "")
-        else:
-            function, what = "dispatch", type(event).__name__
+        else:   # the table's stream invokes the publish function; the queues, dispatch (and webhooks)
+            what = type(event).__name__
+            function = "publish" if what == "DynamoDBEvent" else "dispatch"
         cpu, wall = time.thread_time(), time.perf_counter()
         with self.meter.scope(function, what) as scope:
             try:

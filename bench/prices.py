@@ -33,6 +33,12 @@ PRICES: dict[str, Price] = {p.unit: p for p in (
     Price("EventBridge", "custom event published", 1.00 / 1e6, "aws.amazon.com/eventbridge/pricing: $1.00 per million"),
 )}
 
+# Free, so not in PRICES: the table's stream as Lambda's event source mapping reads it ("GetRecords
+# API calls invoked by AWS Lambda as part of DynamoDB triggers are free",
+# aws.amazon.com/dynamodb/pricing/on-demand, DynamoDB Streams). The publish function those reads
+# invoke is priced as any Lambda: a request per batch and its GB-seconds.
+FREE_CALLS = {"dynamodbstreams"}
+
 # Not measured: how long an AWS call takes from Lambda in the same region. Assumed, to turn the
 # calls each invocation makes into billed milliseconds (moto's timings say nothing about AWS's).
 ASSUMED_CALL_MS = {

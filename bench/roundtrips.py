@@ -85,6 +85,10 @@ def handoff(from_role: str, to_role: str) -> dict[str, Any]:
     return {"from_role": from_role, "to_role": to_role, "summary": "bench", "confidence": "high"}
 
 
+# The publish function's invocations after the first claim (the table's stream, off the request path).
+PUBLISHED: list[Any] = []
+
+
 def agent_key_flow(bench: InProcess, rows: Rows) -> None:
     ok = bench.ok
     rows.add("GET /status", ok("GET", "/status", key=""))
@@ -105,8 +109,10 @@ def agent_key_flow(bench: InProcess, rows: Rows) -> None:
     rows.add("GET /runs/{id}/tasks", ok("GET", f"/runs/{run_id}/tasks"))
     rows.add("GET /runs/{id}/events", ok("GET", f"/runs/{run_id}/events"))
 
+    bench.publish()   # what the run's start published, not counted: the claim's own publication is, below
     dev = rows.add("POST /queue/claim (by project)", claimed(bench, {"stage": "dev", "agent_id": "agent-1",
                                                                       "project_id": "demo"}, agent)).body
+    PUBLISHED.extend(bench.publish())
     task_id, claim_id = dev["task"]["id"], dev["claim"]["claim_id"]
     under_claim = {"Baton-Claim": claim_id}
     rows.add("POST /tasks/{id}/heartbeat", ok("POST", f"/tasks/{task_id}/heartbeat", {"claim_id": claim_id}, key=agent))
@@ -185,6 +191,24 @@ def explain(rows: Rows) -> None:
                                              for c in calls))
 
 
+def publish_off_the_request_path() -> None:
+    """What the audited requests no longer do themselves: their PublishEvents outbox records reach
+    the publish function through the table's DynamoDB Stream (its reads by Lambda are free)."""
+    calls = [c for i in PUBLISHED for c in i.calls]
+    records = sum(1 for c in calls if c.label == "events:PutEvents")
+    print("\n### Off the request path: the publish function (table stream → EventBridge, webhooks)\n")
+    if not PUBLISHED:
+        print("No publication reached the publish function.")
+        return
+    print_table(["publications", "invocations", "AWS calls", "total", "per publication"],
+                [[records, len(PUBLISHED), fmt_calls(summarize(calls)), len(calls), f"{len(calls) / max(records, 1):g}"]])
+    print("\nThe publications committed from the run's start to the first claim (the dispatcher's and the claim's), "
+          "delivered by one invocation of the publish function. Per publication: its event on the bus (PutEvents), "
+          "the project's webhooks (one Query of gsi1; a matching webhook adds a PutItem per delivery and one "
+          "SendMessageBatch), the record deleted (DeleteItem). Not counted: the event source's reads of the "
+          "stream (free).")
+
+
 def main() -> int:
     explaining = "--explain" in sys.argv
     agent_rows, job_rows = Rows(), Rows()
@@ -218,6 +242,7 @@ def main() -> int:
         explain(agent_rows)
         print("With a job token:")
         explain(job_rows)
+    publish_off_the_request_path()
     all_calls = [c for _, _, calls in agent_rows.rows + job_rows.rows for c in calls]
     print(f"\n{len(agent_rows.rows) + len(job_rows.rows)} requests, {len(all_calls)} AWS calls in all.")
 
