@@ -5,7 +5,9 @@ A use case that owes Step Functions (or the dispatch queue) a call writes an out
 DynamoDB transaction as its change, then delivers it and deletes the record. If delivery fails
 the record stays, and the scheduled sweeper delivers it later. Delivery is idempotent: a token the
 execution no longer waits for is simply dropped. Every commit's audit event is published the same
-way (``PublishEvents``, written by ``AuditLog.commit``, delivered by ``services.events``).
+way (``PublishEvents``, written by ``AuditLog.commit``, delivered by ``services.events``), except
+that the request does not deliver it: the table's stream hands it to the publish function
+(``services.publish_stream``), which calls ``deliver`` (unless ``BATON_EVENTS_DELIVERY=request``).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ class Outbox:
 
     def sweep(self, limit: int = 100, min_age_seconds: float = 0) -> int:
         """Deliver what is still pending, oldest first; records younger than ``min_age_seconds`` are
-        left to the request that wrote them (it delivers right after its commit)."""
+        left to the request that wrote them (it delivers right after its commit), or, for publish
+        records, to the stream consumer."""
         pending = []
         written_before = clock.plus_seconds(clock.now_iso(), -min_age_seconds) if min_age_seconds else None
         for item in self.repos.outbox.pending(limit, written_before):

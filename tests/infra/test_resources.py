@@ -91,14 +91,15 @@ def test_every_lambda_gets_the_baton_environment():
               "BATON_ECS_CLUSTER", "BATON_ECS_TASK_DEFINITION", "BATON_ECS_SUBNETS", "BATON_ECS_SECURITY_GROUPS",
               "BATON_STAGE", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_LOG_LEVEL"}
     needed |= {"BATON_EVENT_BUS", "BATON_WEBHOOK_QUEUE_URL"}
-    for function in ("APIHandler", "Dispatch", "Sweep", "Webhooks"):
+    for function in ("APIHandler", "Dispatch", "Sweep", "Webhooks", "Publish"):
         variables = {**static, **resources[function]["Properties"]["Environment"]["Variables"]}
         assert needed <= set(variables), (function, needed - set(variables))
     assert static["BATON_ORCHESTRATION"] == "stepfunctions" and static["BATON_LAUNCHER"] == "ecs"
 
 
 def test_lambda_policies_name_every_action():
-    for name in ("policy-api.json", "policy-dispatch.json", "policy-sweep.json", "policy-webhooks.json"):
+    for name in ("policy-api.json", "policy-dispatch.json", "policy-sweep.json", "policy-webhooks.json",
+                 "policy-publish.json"):
         for statement in json.loads((ROOT / ".chalice" / name).read_text())["Statement"]:
             actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
             assert all("*" not in action for action in actions), (name, statement["Sid"])
@@ -148,6 +149,35 @@ def test_events_out_resources_and_least_privilege():
     for stage in ("dev", "prod"):
         assert chalice_config()["stages"][stage]["lambda_functions"]["webhooks"]["iam_policy_file"] == \
             "policy-webhooks.json"
+
+
+def test_the_table_stream_feeds_the_publish_function_new_publish_records_only():
+    """Events leave off the request path: the table's stream (new images), the publish function's
+    event source on it (filtered to INSERTs of publish records, from LATEST, bounded retries that
+    halve a failing batch), and a role that may read that stream, publish to the bus, send to the
+    webhook queue and write the table, nothing more."""
+    from chalicelib.services.publish_stream import PUBLISH_FILTER
+
+    resources = template()["Resources"]
+    assert resources["BatonTable"]["Properties"]["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}
+    source = resources["Publish"]["Properties"]["Events"]["PublishDynamodbEventSource"]["Properties"]
+    assert source["Stream"] == {"Fn::GetAtt": ["BatonTable", "StreamArn"]}
+    assert source["StartingPosition"] == "LATEST" and source["BisectBatchOnFunctionError"] is True
+    assert 0 < source["MaximumRetryAttempts"] <= 5 and 0 < source["MaximumBatchingWindowInSeconds"] <= 2
+    [pattern] = [json.loads(f["Pattern"]) for f in source["FilterCriteria"]["Filters"]]
+    assert pattern == PUBLISH_FILTER
+    assert resources["PublishLogGroup"]["Properties"]["LogGroupName"] == {"Fn::Sub": "/aws/lambda/${AWS::StackName}-publish"}
+
+    statements = json.loads((ROOT / ".chalice" / "policy-publish.json").read_text())["Statement"]
+    by_sid = {s["Sid"]: s for s in statements}
+    assert by_sid["ReadTableStream"]["Resource"] == {"Fn::GetAtt": ["BatonTable", "StreamArn"]}
+    assert by_sid["PublishEvents"] == {"Sid": "PublishEvents", "Effect": "Allow", "Action": ["events:PutEvents"],
+                                       "Resource": {"Fn::GetAtt": ["EventBus", "Arn"]}}
+    assert by_sid["EnqueueWebhookDeliveries"]["Resource"] == {"Fn::GetAtt": ["WebhookQueue", "Arn"]}
+    actions = {a for s in statements for a in s["Action"]}
+    assert not {"dynamodb:Scan", "dynamodb:TransactWriteItems", "sqs:ReceiveMessage", "states:StartExecution"} & actions
+    for stage in ("dev", "prod"):
+        assert chalice_config()["stages"][stage]["lambda_functions"]["publish"]["iam_policy_file"] == "policy-publish.json"
 
 
 # ---------------------------------------------------------------- the local stack
@@ -204,6 +234,12 @@ def test_the_local_stack_has_the_bus_its_archive_and_the_webhook_fifo_queue(aws,
     assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq["QueueArn"], "maxReceiveCount": 100}
     assert local.env()["BATON_EVENT_BUS"] == local.event_bus_name
     assert local.env()["BATON_WEBHOOK_QUEUE_URL"] == local.webhook_queue_url
+
+
+def test_the_local_table_has_its_stream(aws, local):
+    table = aws.client("dynamodb").describe_table(TableName=local.table_name)["Table"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+    assert local.table_stream_arn == table["LatestStreamArn"]
 
 
 def test_env_names_the_local_resources(local):
