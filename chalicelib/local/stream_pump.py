@@ -118,6 +118,7 @@ class StreamPump(threading.Thread):
                 batch = self._pending[:self.batch_size]
                 try:
                     self.handler({"Records": batch}, PublishContext())
+                    self.batches += 1
                 except Exception:
                     self._attempts += 1
                     if self._attempts <= self.max_retries:
@@ -129,7 +130,6 @@ class StreamPump(threading.Thread):
                     self.failed_batches += 1
                 del self._pending[:len(batch)]
                 self._attempts = 0
-                self.batches += 1
             return read + retried
 
 
