@@ -49,8 +49,8 @@ from ..config import Settings
 from . import snapshot as snapshots
 from .api_server import local_api_server
 from .pump import SqsPump
-from .stream_pump import StreamPump, streams_client
 from .resources import LocalResources, create_local_resources
+from .stream_pump import StreamPump, streams_client
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
