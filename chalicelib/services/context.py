@@ -79,7 +79,8 @@ class ContextService:
                  for proof in proofs]
         return TaskContext(task=task, run=item_to_run(run_item), project=project, role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
-                           handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor)
+                           handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor,
+                           director_notes=task.supervision.notes)
 
 
 def within_budget(handoffs: list[Any], budget: int, next_cursor: Optional[str],

@@ -278,3 +278,20 @@ def task_state_version(task_id: str, name: str, version: int) -> dict[str, str]:
 def task_state_upload(task_id: str, name: str) -> dict[str, str]:
     """A large value's upload, between its presigned form and its confirmation."""
     return {"pk": task_partition(task_id), "sk": f"STATEUP#{name}"}
+
+
+# ---- the director's own records
+
+def run_watch(run_id: str) -> dict[str, str]:
+    """What the director keeps about a run: how far it read its audit log, jobs in flight, durations."""
+    return {"pk": f"RUN#{run_id}", "sk": "DIRECTOR"}
+
+
+def queue_watch(project_id: str, stage: str) -> dict[str, str]:
+    """What the director keeps about a claim queue: the last claim attempt, the last idle report."""
+    return {"pk": f"PROJECT#{project_id}", "sk": f"QUEUE#{stage}"}
+
+
+def escalation_window(project_id: str, window: str) -> dict[str, str]:
+    """How many escalations the director opened in a project in one clock hour (``window``)."""
+    return {"pk": f"PROJECT#{project_id}", "sk": f"ESCALATIONS#{window}"}
