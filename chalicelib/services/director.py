@@ -168,27 +168,31 @@ class DirectorService:
             return {}
         now = now or clock.now_iso()
         counts: Counter = Counter()
-        active: set[str] = set()
+        queues: dict[tuple[str, str], tuple[list[Task], list[Task]]] = {}
         for project in self.repos.projects.all():
             for stage in WORKING_STAGES:
                 leased = self.repos.tasks.leased(project.id, stage, LEASES_PER_QUEUE)
                 queued = self.repos.tasks.queued(project.id, stage, QUEUED_PER_QUEUE)
-                active.update(t.run_id for t in [*leased, *queued])
-                if queued:
-                    counts.update(self._idle_queue(project.id, stage, queued, leased, settings, now))
-        runs = sorted(active)
+                if leased or queued:
+                    queues[(project.id, stage)] = (leased, queued)
+        runs = sorted({t.run_id for leased, queued in queues.values() for t in [*leased, *queued]})
+        claims: dict[tuple[str, str], str] = {}   # the latest claim seen in the runs' logs, per queue
         for start in range(0, len(runs), RUNS_PER_BATCH):
             for run_item, watch in self.repos.director.runs_with_watches(runs[start:start + RUNS_PER_BATCH]).values():
                 try:
-                    counts.update(self._run(run_item, watch, settings, now))
+                    counts.update(self._run(run_item, watch, settings, now, claims))
                 except Exception:
                     logger.exception("the director could not watch run %s", run_item.get("id"),
                                      extra={"run_id": run_item.get("id")})
+        for (project_id, stage), (leased, queued) in sorted(queues.items()):
+            if queued:
+                counts.update(self._idle_queue(project_id, stage, queued, leased, claims.get((project_id, stage)),
+                                               settings, now))
         counts["runs_watched"] = len(runs)
         return dict(counts)
 
     def _idle_queue(self, project_id: str, stage: str, queued: list[Task], leased: list[Task],
-                    settings: DirectorSettings, now: str) -> Counter:
+                    claimed_at: Optional[str], settings: DirectorSettings, now: str) -> Counter:
         oldest = min((t for t in queued if t.enqueued_at), key=lambda t: str(t.enqueued_at), default=None)
         if oldest is None or not settings.idle_queue_minutes \
                 or str(oldest.enqueued_at) > clock.plus_seconds(now, -60 * settings.idle_queue_minutes):
@@ -197,7 +201,9 @@ class DirectorService:
         external = self.roles is None or \
             self.roles.pinned_for_stage(run_item, Stage(stage)).executor == Executor.external
         record = self.repos.director.queue(project_id, stage)
-        attempts = [a for a in [record.last_attempt_at, *(t.updated_at for t in leased)] if a]
+        if claimed_at and claimed_at > (record.last_attempt_at or ""):   # remembered for the next sweeps
+            self.repos.director.record_attempt(project_id, stage, claimed_at)
+        attempts = [a for a in [record.last_attempt_at, claimed_at, *(t.updated_at for t in leased)] if a]
         facts = QueueFacts(project_id=project_id, stage=stage, external=external, queued=len(queued),
                            oldest_task_id=oldest.id, oldest_run_id=oldest.run_id,
                            oldest_enqueued_at=str(oldest.enqueued_at), last_attempt_at=max(attempts, default=None),
@@ -207,13 +213,17 @@ class DirectorService:
             taken[f"idle_queue:{self.actions.on_queue(action, settings, record.idle_reported_at).value}"] += 1
         return taken
 
-    def _run(self, run_item: dict[str, Any], watch: RunWatch, settings: DirectorSettings, now: str) -> Counter:
+    def _run(self, run_item: dict[str, Any], watch: RunWatch, settings: DirectorSettings, now: str,
+             claims: dict[tuple[str, str], str]) -> Counter:
         run_id = run_item["id"]
         taken: Counter = Counter()
         if RunStatus(run_item["status"]) in TERMINAL_RUN_STATUSES:
             return taken
         events = self.repos.audit.events_after(run_id, watch.seen_seq, EVENTS_PER_RUN)
-        folded, touched = fold_events(watch, [e.model_dump() for e in events])
+        folded, touched, claimed = fold_events(watch, [e.model_dump() for e in events])
+        for stage, at in claimed.items():
+            queue = (run_item["project_id"], stage)
+            claims[queue] = max(claims.get(queue, ""), at)
         for task_id in sorted(touched):   # the fast path's fallback: idempotent, usually nothing left to do
             taken.update(self.evaluate_task(self.repos.tasks.get(task_id), run_item, settings))
         for task_id, job in sorted(folded.started.items()):

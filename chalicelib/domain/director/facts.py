@@ -115,13 +115,15 @@ def _seconds_between(start: str, end: str) -> Optional[float]:
         return None
 
 
-def fold_events(watch: RunWatch, events: Iterable[dict[str, Any]]) -> tuple[RunWatch, set[str]]:
+def fold_events(watch: RunWatch, events: Iterable[dict[str, Any]]) -> tuple[RunWatch, set[str], dict[str, str]]:
     """The run's watch after reading ``events`` (in sequence order, after ``watch.seen_seq``): stage
-    jobs started and ended, the durations of those that ended with a verdict, and the tasks whose
-    facts changed (their task rules are evaluated again)."""
+    jobs started and ended, the durations of those that ended with a verdict; the tasks whose facts
+    changed (their task rules are evaluated again); and the latest claim by an agent at each stage
+    (an attempt on that stage's queue, for the idle-queue rule)."""
     started = dict(watch.started)
     durations = {stage: list(values) for stage, values in watch.durations.items()}
     touched: set[str] = set()
+    claims: dict[str, str] = {}
     seen = watch.seen_seq
     for event in events:
         seen = max(seen, int(event.get("seq") or 0))
@@ -133,6 +135,7 @@ def fold_events(watch: RunWatch, events: Iterable[dict[str, Any]]) -> tuple[RunW
         if action in JOB_STARTS and data.get("to_stage"):
             started[task_id] = StartedJob(stage=str(data["to_stage"]), iteration=int(data.get("iteration") or 0),
                                           at=str(event["at"]))
+            claims[str(data["to_stage"])] = max(claims.get(str(data["to_stage"]), ""), str(event["at"]))
         elif action in CONTAINER_STARTS and data.get("lease_expires_at") and data.get("stage"):
             # a container job is claimed for its runner when it is dispatched
             started[task_id] = StartedJob(stage=str(data["stage"]), iteration=int(data.get("iteration") or 0),
@@ -143,7 +146,7 @@ def fold_events(watch: RunWatch, events: Iterable[dict[str, Any]]) -> tuple[RunW
                 seconds = _seconds_between(job.at, str(event["at"]))
                 if seconds is not None:
                     durations[job.stage] = [*durations.get(job.stage, []), round(seconds, 3)][-MAX_DURATIONS_KEPT:]
-    return watch.model_copy(update={"seen_seq": seen, "started": started, "durations": durations}), touched
+    return watch.model_copy(update={"seen_seq": seen, "started": started, "durations": durations}), touched, claims
 
 
 __all__ = ["CONTAINER_STARTS", "JOB_ENDS", "JOB_STARTS", "JOB_VERDICTS", "TASK_FACT_EVENTS", "after_action",
