@@ -370,3 +370,39 @@ def test_the_audit_log_gives_jobs_in_flight_and_the_durations_of_finished_ones()
                                          ("pause_on_escalation", False)])
 def test_the_defaults_are_the_documented_policy(field: str, value: Any):
     assert getattr(DirectorSettings(), field) == value
+
+
+# ---- the runner's side: notes into the prompt, what a failure failed on
+
+
+def context_with(notes: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"task": {"id": "task_01", "title": "t", "stage": "dev", "iteration": 3, "source": "manual"},
+            "run": {"title": "r"}, "project": {"name": "p", "repository_url": "u"}, "role": {"role": "dev"},
+            "handoffs": [], "proofs": [], "director_notes": notes}
+
+
+def test_the_directors_notes_follow_the_prompt_unless_it_places_them(tmp_path):
+    from chalicelib.agent.work import prompt_text
+
+    note = {"rule": "same_failure", "stage": "qa", "iteration": 3, "text": "The same failure came back twice."}
+    plain = prompt_text("Work on {task_title}.", context_with([note]), tmp_path)
+    assert plain.startswith("Work on t.") and "Notes from Baton's director" in plain
+    assert "- [same_failure, qa iteration 3] The same failure came back twice." in plain
+    placed = prompt_text("Notes: {director_notes}\nWork.", context_with([note]), tmp_path)
+    assert placed.count("The same failure came back twice.") == 1 and "Notes from Baton's director" not in placed
+    assert prompt_text("Work on {task_title}.", context_with([]), tmp_path) == "Work on t."
+    assert prompt_text("N: {director_notes}", context_with([]), tmp_path) == "N: (none)"
+
+
+def test_the_runner_reports_the_failing_tests_of_its_junit_files_and_the_error_line(tmp_path):
+    from chalicelib.agent.work import failure_report
+
+    proofs = tmp_path / "proofs"
+    (proofs / "sub").mkdir(parents=True)
+    (proofs / "junit.xml").write_text('<testsuite><testcase classname="t" name="a"><failure/></testcase></testsuite>')
+    (proofs / "sub" / "more.xml").write_text('<testsuite><testcase name="b"><error/></testcase></testsuite>')
+    (proofs / "other.xml").write_text('<config><testcase name="not-junit"><failure/></testcase></config>')
+    output = tmp_path / "agent-output.log"
+    output.write_text("running\nE   AssertionError: 1 != 2\nsummary: done\n")
+    assert failure_report(proofs, output) == {"failing_tests": ["t::a", "b"], "error": "E   AssertionError: 1 != 2"}
+    assert failure_report(tmp_path / "none", tmp_path / "missing.log") == {"failing_tests": [], "error": ""}
