@@ -221,6 +221,13 @@ class DirectorSettingsPatch(DomainModel):
     max_escalations_per_project_per_hour: Optional[int] = Field(default=None, ge=0, le=10_000)
     pause_on_escalation: Optional[bool] = None
 
+    @field_validator("same_failure_nudge_at", "same_failure_escalate_at", "same_failure_pause_at")
+    @classmethod
+    def _a_repeat(cls, value: Optional[int]) -> Optional[int]:
+        if value == 1:
+            raise ValueError("the same failure happens at least twice: give 2 or more (0 turns the action off)")
+        return value
+
     @model_validator(mode="after")
     def _something(self) -> "DirectorSettingsPatch":
         return check_patch(self, "give at least one setting to change")

@@ -27,7 +27,7 @@ from ..domain.auth import Action, Principal, authorize
 from ..domain.director.facts import TASK_FACT_EVENTS, fold_events
 from ..domain.director.model import Reassignment, RunWatch
 from ..domain.director.rules import (BudgetFacts, QueueFacts, TaskFacts, apply_policy, budget_near_end, idle_queue,
-                                     median_or_none, slow_stage, task_rules)
+                                     may_fire, median_or_none, slow_stage, task_rules)
 from ..domain.entities import DirectorSettings, Task
 from ..domain.enums import TERMINAL_RUN_STATUSES, RunStatus, Stage, TaskStatus
 from ..domain.pipeline import Transition
@@ -109,7 +109,7 @@ class DirectorService:
     def watch(self, task: Task, transition: Transition, run_item: Optional[dict[str, Any]] = None) -> None:
         """After a task change was committed, before its callbacks go out: the task rules, when the
         change brought a fact they read (a failure, a lease loss). Never fails the change."""
-        if transition.action not in WATCHED:
+        if transition.action not in WATCHED or not may_fire(task, int((run_item or {}).get("max_iterations") or 0)):
             return
         try:
             self.evaluate_task(task, run_item)

@@ -34,7 +34,7 @@ def test_the_rules_thresholds_are_settings_with_defaults_and_checked_bounds(api,
     changed = api.patch("/director/settings", {"same_failure_escalate_at": 4, "slow_stage_factor": 2,
                                                "pause_on_escalation": True})
     assert changed.status_code == 200 and changed.data["slow_stage_factor"] == 2.0
-    for body in ({"same_failure_nudge_at": -1}, {"budget_escalate_fraction": 1}, {"idle_queue_minutes": "30"},
+    for body in ({"same_failure_nudge_at": -1}, {"same_failure_escalate_at": 1}, {"budget_escalate_fraction": 1}, {"idle_queue_minutes": "30"},
                  {"slow_stage_factor": float("inf")}, {"director_enabled": "yes"}, {"lease_churn_escalate_at": 51}):
         response = api.call("PATCH", "/director/settings", raw=json.dumps(body).replace("Infinity", "1e999"))
         assert response.status_code == 400, (body, response.data)

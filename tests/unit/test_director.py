@@ -274,8 +274,12 @@ def test_an_escalated_task_gets_no_new_escalation_inside_the_cooldown():
     history = Supervision(failures=failures("A", "A", "A"), lease_losses=LeaseLosses(stage="dev", iteration=2, count=2))
     proposed = [*same_failure(facts(supervision=history), DEFAULTS, NOW), *lease_churn(facts(supervision=history),
                                                                                        DEFAULTS, NOW)]
-    assert [a.kind for a in apply_policy(proposed, facts(supervision=history), DEFAULTS, NOW)].count(
-        ActionKind.escalate) == 2   # two facts, two escalations: no escalation yet in the cooldown
+    first = apply_policy(proposed, facts(supervision=history), DEFAULTS, NOW)
+    assert [(a.kind, a.rule) for a in first] == [(ActionKind.escalate, Rule.same_failure),
+                                                 (ActionKind.nudge, Rule.same_failure)]   # one escalation at a time
+    no_cooldown = DEFAULTS.model_copy(update={"escalation_cooldown_minutes": 0})
+    assert [a.kind for a in apply_policy(proposed, facts(supervision=history), no_cooldown, NOW)].count(
+        ActionKind.escalate) == 2
     escalated = after_action(history, proposed[0], minutes_ago(59), iteration=2)
     assert in_cooldown(escalated, DEFAULTS, NOW)
     within = apply_policy(proposed, facts(supervision=escalated), DEFAULTS, NOW)
@@ -406,3 +410,14 @@ def test_the_runner_reports_the_failing_tests_of_its_junit_files_and_the_error_l
     output.write_text("running\nE   AssertionError: 1 != 2\nsummary: done\n")
     assert failure_report(proofs, output) == {"failing_tests": ["t::a", "b"], "error": "E   AssertionError: 1 != 2"}
     assert failure_report(tmp_path / "none", tmp_path / "missing.log") == {"failing_tests": [], "error": ""}
+
+
+def test_the_director_reads_nothing_for_a_first_failure_of_an_early_iteration():
+    from chalicelib.domain.director.rules import may_fire
+
+    assert not may_fire(a_task(iteration=2, supervision=Supervision(failures=failures("A"))), 3)
+    assert not may_fire(a_task(iteration=3, supervision=Supervision(failures=failures("A", "B"))), 4)
+    assert may_fire(a_task(iteration=3, supervision=Supervision(failures=failures("A", "A"))), 5)   # a streak
+    assert may_fire(a_task(iteration=3), 3)                                                          # last iteration
+    assert not may_fire(a_task(iteration=1), 1)
+    assert may_fire(a_task(supervision=churned(1, stage="dev", iteration=1)), 3)                    # a lost lease

@@ -265,19 +265,28 @@ def in_cooldown(supervision: Supervision, settings: DirectorSettings, now: str) 
 def apply_policy(actions: Sequence[DirectorAction], task: Optional[TaskFacts], settings: DirectorSettings,
                  now: str) -> list[DirectorAction]:
     """The actions the director takes of those proposed: a task escalated within the cooldown gets
-    no new escalation (nudges, reassignments and pauses go on); with ``pause_on_escalation`` an open
-    task's escalation pauses it. Never two actions with one key."""
+    no new escalation, and at most one at a time (nudges, reassignments and pauses go on); with
+    ``pause_on_escalation`` an open task's escalation pauses it. Never two actions with one key."""
     taken: list[DirectorAction] = []
     for action in actions:
         if any(a.key == action.key for a in taken):
             continue
         if task is not None and action.kind == ActionKind.escalate:
-            if in_cooldown(task.supervision, settings, now):
-                continue
+            escalating = any(a.kind in (ActionKind.escalate, ActionKind.pause_task) for a in taken)
+            if in_cooldown(task.supervision, settings, now) or (escalating and settings.escalation_cooldown_minutes):
+                continue   # one escalation per task per cooldown, however many facts call for one
             if settings.pause_on_escalation and task.open:
                 action = action.model_copy(update={"kind": ActionKind.pause_task})
         taken.append(action)
     return taken
+
+
+def may_fire(task: Task, max_iterations: int) -> bool:
+    """Whether any task rule could fire on ``task`` whatever the settings (a streak of at least two
+    failures, its last iteration, a lost lease): when not, the director reads nothing at all."""
+    losses = task.supervision.lease_losses
+    return len(failure_streak(task.supervision.failures)) >= 2 or 2 <= max_iterations <= task.iteration \
+        or bool(losses and losses.count >= 1)
 
 
 def task_rules(task: TaskFacts, settings: DirectorSettings, now: str) -> list[DirectorAction]:
@@ -300,5 +309,5 @@ def project_has_room(escalations_this_hour: int, settings: DirectorSettings) -> 
 
 
 __all__ = ["BudgetFacts", "QueueFacts", "TaskFacts", "apply_policy", "budget_near_end", "escalation_window",
-           "failure_streak", "idle_queue", "in_cooldown", "lease_churn", "median_or_none", "near_max_iterations",
+           "failure_streak", "idle_queue", "in_cooldown", "lease_churn", "may_fire", "median_or_none", "near_max_iterations",
            "project_has_room", "same_failure", "slow_stage", "task_rules"]
