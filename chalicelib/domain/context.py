@@ -8,7 +8,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base import DomainModel
-from .director.model import DirectorNote
+from .director.vocabulary import DirectorNote
 from .entities import Project, Run, Task
 from .enums import Role
 from .handoffs import Handoff

@@ -8,7 +8,6 @@ from typing import Any, Literal, Optional
 from pydantic import Field, field_validator
 
 from .base import DomainModel
-from .director.model import Supervision
 from .enums import (DEFAULT_QUEUE_TIMEOUT_SECONDS, TERMINAL_TASK_STATUSES, ApprovalDecision, ApprovalStatus,
                     AttentionKind, AttentionStatus, CanaryState, CanaryTimeout, Hold, PrincipalKind, RunStatus, Stage,
                     TaskSource, TaskStatus)
@@ -150,9 +149,10 @@ class Task(DomainModel):
     wait_reported_for: Optional[str] = Field(default=None, exclude=True)
     claimed_with_key: Optional[str] = Field(default=None, exclude=True)   # the agent key that holds the claim
     execution: Optional[str] = Field(default=None, exclude=True)   # its execution's name, when not the task id
-    # What the director knows and did about it (failure fingerprints, lease losses, notes, pause), and
-    # the failing findings reported at its current stage and iteration ({stage, iteration, keys}).
-    supervision: Supervision = Field(default_factory=Supervision, exclude=True)
+    # What the director knows and did about it (failure fingerprints, lease losses, notes, pause: a
+    # ``domain.director.model.Supervision`` as stored, read with ``supervision_of``), and the failing
+    # findings reported at its current stage and iteration ({stage, iteration, keys}).
+    supervision: dict[str, Any] = Field(default_factory=dict, exclude=True)
     failing_findings: Optional[dict[str, Any]] = Field(default=None, exclude=True)
 
     @property

@@ -85,11 +85,12 @@ def claim(task: Task, *, stage: Stage, agent_id: str, claim_id: str, now: str,
           lease_seconds: int) -> tuple[Task, Transition]:
     if not is_claimable(task, stage, now):
         raise ConflictError(f"task {task.id} is not queued at stage {stage.value}", code="not_claimable")
-    reserved = task.supervision.reassigned
-    if reserved and reserved.agent_ids and reserved.applies_to(task.stage.value, task.iteration) \
-            and agent_id not in reserved.agent_ids:
+    reserved = task.supervision.get("reassigned") or {}
+    agents = list(reserved.get("agent_ids") or [])
+    if agents and (reserved.get("stage"), reserved.get("iteration")) == (task.stage.value, task.iteration) \
+            and agent_id not in agents:
         raise ConflictError(f"task {task.id}'s {task.stage.value} job is reserved for agents "
-                            f"{', '.join(reserved.agent_ids)} (the director reassigned it)", code="reserved")
+                            f"{', '.join(agents)} (the director reassigned it)", code="reserved")
     after = _changed(task, now, status=TaskStatus.in_progress, claimed_by=agent_id, claim_id=claim_id,
                      lease_expires_at=plus_seconds(now, lease_seconds), enqueued_at=None)
     return after, _transition("task.claimed", task, after)
@@ -145,7 +146,7 @@ def set_stage(task: Task, *, stage: Stage, stages: Sequence[Stage], now: str) ->
     status = TaskStatus.done if stage == Stage.complete else TaskStatus.queued
     resumed: dict = {}
     if task.held == Hold.director:   # a person moving a paused task resumes it
-        resumed = {"held": None, "supervision": task.supervision.model_copy(update={"paused": None})}
+        resumed = {"held": None, "supervision": {k: v for k, v in task.supervision.items() if k != "paused"}}
     after = _released(task, now, stage=stage, status=status, **resumed)
     return after, _transition("task.stage_set", task, after)
 

@@ -16,6 +16,7 @@ from ..adapters.dynamodb import Page, Repositories, RunEffect
 from ..adapters.pagination import decode_cursor, encode_cursor
 from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
+from ..domain.director.model import supervision_of
 from ..domain.entities import AttentionItem
 from ..domain.enums import ApprovalStatus, AttentionKind, AttentionStatus, Hold, RunStatus
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
@@ -102,7 +103,7 @@ class AttentionService:
         resolve = self.repos.attention.resolve_op(item.id, item.project_id, item.created_at, by=principal.actor,
                                                   comment=comment)
         task = self.repos.tasks.get(item.task_id) if item.task_id and self.tasks is not None else None
-        paused = task.supervision.paused if task is not None and task.held == Hold.director else None
+        paused = supervision_of(task).paused if task is not None and task.held == Hold.director else None
         if task is not None and paused is not None and paused.attention_id == item.id:
             self._resume(principal, task, item, comment, resolve)
         elif not self.repos.table.write(resolve):

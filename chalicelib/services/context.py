@@ -20,6 +20,7 @@ from ..adapters.dynamodb.runs import item_to_run
 from ..domain import ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
+from ..domain.director.model import supervision_of
 from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
 from ..domain.proofs import missing_proofs
 from ..domain.ids import is_valid_id
@@ -80,7 +81,7 @@ class ContextService:
         return TaskContext(task=task, run=item_to_run(run_item), project=project, role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
                            handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor,
-                           director_notes=task.supervision.notes)
+                           director_notes=supervision_of(task).notes)
 
 
 def within_budget(handoffs: list[Any], budget: int, next_cursor: Optional[str],

@@ -25,7 +25,8 @@ from ..adapters.dynamodb import Repositories
 from ..domain import clock
 from ..domain.auth import Action, Principal, authorize
 from ..domain.director.facts import TASK_FACT_EVENTS, fold_events
-from ..domain.director.model import Reassignment, RunWatch
+from ..domain.director.model import Reassignment, supervision_of
+from ..domain.director.watches import RunWatch
 from ..domain.director.rules import (BudgetFacts, QueueFacts, TaskFacts, apply_policy, budget_near_end, idle_queue,
                                      may_fire, median_or_none, slow_stage, task_rules)
 from ..domain.entities import DirectorSettings, Task
@@ -145,7 +146,7 @@ class DirectorService:
 
     def _fallback(self, task: Task, run_item: dict[str, Any]) -> Optional[Reassignment]:
         """Where the task's role lets its stage's next job go; only looked up when lease churn may fire."""
-        losses = task.supervision.lease_losses
+        losses = supervision_of(task).lease_losses
         if self.roles is None or losses is None or losses.count < 1 or task.stage.value not in WORKING_STAGES:
             return None
         config = self.roles.pinned_for_stage(run_item, task.stage)

@@ -23,7 +23,9 @@ from typing import Any, Optional
 from ..adapters.dynamodb import Repositories
 from ..domain import clock, ids
 from ..domain.director.facts import after_action, resumed
-from ..domain.director.model import ActionKind, DirectorAction, Pause, RunWatch
+from ..domain.director.actions import DirectorAction
+from ..domain.director.model import ActionKind, Pause, supervision_of
+from ..domain.director.watches import RunWatch
 from ..domain.director.rules import escalation_window
 from ..domain.entities import AttentionItem, DirectorSettings, Task
 from ..domain.enums import Hold, TaskStatus
@@ -89,14 +91,15 @@ class DirectorActions:
 
     def on_task(self, task: Task, action: DirectorAction, settings: DirectorSettings) -> Outcome:
         """Take ``action`` on ``task`` as read (its version): one transaction with its event."""
-        if action.key in task.supervision.done:
+        current = supervision_of(task)
+        if action.key in current.done:
             return Outcome.taken
         now = clock.now_iso()
         item = attention_for(action, now) if action.kind in (ActionKind.escalate, ActionKind.pause_task) else None
         pause = Pause(attention_id=item.id, attention_created_at=item.created_at, rule=action.rule, at=now) \
             if item is not None and action.kind == ActionKind.pause_task else None
-        update: dict[str, Any] = {"supervision": after_action(task.supervision, action, now, iteration=task.iteration,
-                                                              pause=pause),
+        update: dict[str, Any] = {"supervision": after_action(current, action, now, iteration=task.iteration,
+                                                              pause=pause).stored(),
                                   "version": task.version + 1, "updated_at": now}
         if pause is not None:
             update["held"] = Hold.director
@@ -131,8 +134,8 @@ class DirectorActions:
 def resume_change(task: Task, *, sfn: bool, now: str) -> tuple[Task, Transition]:
     """A paused task released: in the queue again (without Step Functions at once; with them, its
     stage job dispatched again when one was waiting, see ``run_effects.answer_stage_job``)."""
-    update: dict[str, Any] = {"held": None, "supervision": resumed(task.supervision), "version": task.version + 1,
-                              "updated_at": now}
+    update: dict[str, Any] = {"held": None, "supervision": resumed(supervision_of(task)).stored(),
+                              "version": task.version + 1, "updated_at": now}
     if task.status == TaskStatus.queued and not sfn:
         update["enqueued_at"] = now
     after = task.model_copy(update=update)
@@ -141,7 +144,7 @@ def resume_change(task: Task, *, sfn: bool, now: str) -> tuple[Task, Transition]
 
 def pause_resolution_ops(repos: Repositories, task: Task, *, by: str, comment: str) -> tuple[dict[str, Any], ...]:
     """The pause's attention item resolved along with what resumed the task (a new stage by hand)."""
-    paused = task.supervision.paused
+    paused = supervision_of(task).paused
     if task.held != Hold.director or paused is None:
         return ()
     return (repos.attention.resolve_op(paused.attention_id, task.project_id, paused.attention_created_at, by=by,

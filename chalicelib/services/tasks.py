@@ -409,7 +409,8 @@ class TaskService:
                 after, transition, attempt = change
                 losses = after_lease_loss(task)   # lease churn, for the director
                 expiries = losses.lease_losses.count if losses.lease_losses else 1
-                after, _ = self.commit_change(task, after.model_copy(update={"supervision": losses}), transition, actor,
+                after, _ = self.commit_change(task, after.model_copy(update={"supervision": losses.stored()}), transition,
+                                              actor,
                                               {**data, "attempt": task.attempt, "lease_expiries": expiries},
                                               next_attempt=attempt)
                 return after
@@ -417,7 +418,8 @@ class TaskService:
             if plain is None:
                 return None
             losses = after_lease_loss(task)
-            after, _ = self.commit_change(task, plain[0].model_copy(update={"supervision": losses}), plain[1], actor,
+            after, _ = self.commit_change(task, plain[0].model_copy(update={"supervision": losses.stored()}), plain[1],
+                                          actor,
                                           {**data, "lease_expiries": losses.lease_losses.count if losses.lease_losses
                                            else 1}, answer_job=False)
             return after

@@ -12,6 +12,7 @@ from typing import Any, Optional
 
 import pytest
 
+from chalicelib.domain.director.model import supervision_of
 from chalicelib.domain.requests import (AdvanceRequest, ClaimRequest, DirectorSettingsPatch, ProjectCreate, RunCreate,
                                         SetStageRequest)
 from chalicelib.domain.roles import RoleSpec
@@ -122,7 +123,7 @@ def test_an_escalation_over_the_projects_hourly_limit_writes_nothing(world):
     task = world.fail_again(["t::b"], 3, run_id=second.id)
     assert [e.action for e in world.events(second.id)] == ["director.nudge"]   # the escalation was refused whole
     assert len(world.open_items()) == 1
-    supervision = world.services.repos.tasks.get(task.id).supervision
+    supervision = supervision_of(world.services.repos.tasks.get(task.id))
     assert supervision.escalations == 0 and not any(k.endswith(":escalate") for k in supervision.done)
 
 
@@ -145,7 +146,7 @@ def test_a_paused_task_stays_out_of_the_queue_until_resolving_its_item_releases_
     resumed = world.events(run.id, "task.resumed")
     assert len(resumed) == 1 and resumed[0].data["attention_id"] == item.id
     released = world.services.repos.tasks.get(task.id)
-    assert released.held is None and released.supervision.paused is None
+    assert released.held is None and supervision_of(released).paused is None
     claimed, _ = world.claim()
     assert claimed.id == task.id and claimed.iteration == 4
     from chalicelib.domain.errors import ConflictError

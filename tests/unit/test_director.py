@@ -12,8 +12,9 @@ from chalicelib.domain import clock
 from chalicelib.domain.director.facts import (after_action, after_failure, after_lease_loss, executor_for, failed_stage,
                                               fold_events, resumed)
 from chalicelib.domain.director.fingerprints import error_line, failing_tests_in_junit, failure_of, normalise
-from chalicelib.domain.director.model import (ActionKind, FailureRecord, LeaseLosses, Reassignment, Rule, RunWatch,
-                                              Supervision)
+from chalicelib.domain.director.model import (ActionKind, FailureRecord, LeaseLosses, Reassignment, Rule, Supervision,
+                                              supervision_of)
+from chalicelib.domain.director.watches import RunWatch
 from chalicelib.domain.director.rules import (BudgetFacts, QueueFacts, TaskFacts, apply_policy, budget_near_end,
                                               escalation_window, failure_streak, idle_queue, in_cooldown, lease_churn,
                                               near_max_iterations, project_has_room, same_failure, slow_stage,
@@ -32,6 +33,8 @@ def minutes_ago(minutes: float) -> str:
 def a_task(**fields: Any) -> Task:
     base = {"id": "task_01", "run_id": "run_01", "project_id": "demo", "title": "t", "stage": Stage.dev,
             "status": TaskStatus.queued, "iteration": 1, "created_at": NOW, "updated_at": NOW}
+    if isinstance(fields.get("supervision"), Supervision):
+        fields["supervision"] = fields["supervision"].stored()   # as the task keeps it
     return Task(**{**base, **fields})
 
 
@@ -310,7 +313,8 @@ def test_a_failed_advance_records_its_fingerprint_and_findings_count_only_in_the
     after, data = failed_stage(task, task.model_copy(update={"stage": Stage.dev, "iteration": 3}), failing_tests=[],
                                error="", now=NOW)
     assert data["failure"]["source"] == "findings" and after.failing_findings is None
-    assert after.supervision.failures[-1].iteration == 2 and after.supervision.failures[-1].stage == "qa"
+    recorded = supervision_of(after).failures[-1]
+    assert recorded.iteration == 2 and recorded.stage == "qa"
     stale = task.model_copy(update={"failing_findings": {"stage": "qa", "iteration": 1, "keys": ["B105@a.py"]}})
     supervision, failure = after_failure(stale, error="AssertionError: 1 != 2", now=NOW)
     assert failure.source == "error" and supervision.failures[-1].fingerprint == failure.fingerprint

@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from ...domain import clock
-from ...domain.director.model import QueueWatch, RunWatch
 from . import keyspace
 from .table import Table, TransactionCancelledError
+
+if TYPE_CHECKING:   # the models load with the director's first use, not with every container
+    from ...domain.director.watches import QueueWatch, RunWatch
 
 WINDOW_KEPT_SECONDS = 86_400
 
@@ -26,12 +28,14 @@ class DirectorRepository:
 
     # ---- runs
 
-    def runs_with_watches(self, run_ids: list[str]) -> dict[str, tuple[dict[str, Any], RunWatch]]:
+    def runs_with_watches(self, run_ids: list[str]) -> dict[str, tuple[dict[str, Any], "RunWatch"]]:
         """The run items and the director's watches of ``run_ids`` (one BatchGetItem per 50 runs);
         runs that no longer exist are left out."""
+        from ...domain.director.watches import RunWatch
+
         keys = [k for run_id in run_ids for k in (keyspace.run(run_id), keyspace.run_watch(run_id))]
         found = {(i["pk"], i["sk"]): i for i in self.table.batch_get(keys)} if keys else {}
-        result: dict[str, tuple[dict[str, Any], RunWatch]] = {}
+        result: dict[str, tuple[dict[str, Any], "RunWatch"]] = {}
         for run_id in run_ids:
             run_item = found.get(tuple(keyspace.run(run_id).values()))
             if run_item is None:
@@ -41,7 +45,7 @@ class DirectorRepository:
                                                     if k in RunWatch.model_fields}))
         return result
 
-    def watch_op(self, run_id: str, watch: RunWatch) -> dict[str, Any]:
+    def watch_op(self, run_id: str, watch: "RunWatch") -> dict[str, Any]:
         """Write ``watch`` as version ``watch.version + 1``, if nobody wrote it since ``watch.version``."""
         item = {**keyspace.run_watch(run_id), "type": "director_run", "run_id": run_id,
                 **watch.model_dump(mode="json"), "version": watch.version + 1}
@@ -49,12 +53,14 @@ class DirectorRepository:
             return self.table.put_op(item, "attribute_not_exists(pk)")
         return self.table.put_op(item, "version = :v", {":v": watch.version})
 
-    def save_watch(self, run_id: str, watch: RunWatch) -> bool:
+    def save_watch(self, run_id: str, watch: "RunWatch") -> bool:
         return self.table.write(self.watch_op(run_id, watch))
 
     # ---- claim queues
 
-    def queue(self, project_id: str, stage: str) -> QueueWatch:
+    def queue(self, project_id: str, stage: str) -> "QueueWatch":
+        from ...domain.director.watches import QueueWatch
+
         item = self.table.get(keyspace.queue_watch(project_id, stage)) or {}
         return QueueWatch(**{k: v for k, v in item.items() if k in QueueWatch.model_fields})
 

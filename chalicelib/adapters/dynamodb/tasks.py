@@ -28,7 +28,7 @@ def task_to_item(task: Task) -> dict[str, Any]:
     item = {**keyspace.task(task.id), **keyspace.task_list_entry(task.run_id, task.id), "type": "task",
             **task.model_dump(mode="json"),
             **{name: getattr(task, name) for name in INTERNAL_TASK_FIELDS}}
-    item["supervision"] = None if task.supervision.is_empty() else task.supervision.model_dump(mode="json")
+    item["supervision"] = task.supervision or None
     if task.status == TaskStatus.queued and task.held == Hold.canary:
         item.update(keyspace.held_entry(task.run_id, task.priority, task.created_at, task.id))
     elif task.status == TaskStatus.queued and task.held == Hold.director:

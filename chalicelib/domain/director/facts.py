@@ -17,8 +17,10 @@ from typing import Any, Iterable, Optional, Sequence
 from .. import clock
 from ..entities import Task
 from .fingerprints import Failure, failure_of
-from .model import (MAX_DONE_KEPT, MAX_DURATIONS_KEPT, MAX_FAILURES_KEPT, MAX_NOTES_KEPT, ActionKind, DirectorAction,
-                    DirectorNote, FailureRecord, LeaseLosses, Pause, RunWatch, StartedJob, Supervision)
+from .actions import DirectorAction
+from .model import (MAX_DONE_KEPT, MAX_FAILURES_KEPT, MAX_NOTES_KEPT, ActionKind, DirectorNote, FailureRecord,
+                    LeaseLosses, Pause, Supervision, supervision_of)
+from .watches import MAX_DURATIONS_KEPT, RunWatch, StartedJob
 
 # Audit events that start a stage job, end one with a verdict (a duration sample), or end one without.
 JOB_STARTS = ("task.claimed",)
@@ -38,8 +40,9 @@ def after_failure(task: Task, *, failing_tests: Sequence[str] = (), error: str =
     record = FailureRecord(stage=task.stage.value, iteration=task.iteration, at=now,
                            fingerprint=failure.fingerprint if failure else None,
                            source=failure.source if failure else None, sample=failure.sample if failure else "")
-    kept = [*task.supervision.failures, record][-MAX_FAILURES_KEPT:]
-    return task.supervision.model_copy(update={"failures": kept}), failure
+    current = supervision_of(task)
+    kept = [*current.failures, record][-MAX_FAILURES_KEPT:]
+    return current.model_copy(update={"failures": kept}), failure
 
 
 def failed_stage(task: Task, after: Task, *, failing_tests: Sequence[str], error: str,
@@ -50,12 +53,12 @@ def failed_stage(task: Task, after: Task, *, failing_tests: Sequence[str], error
                                          finding_keys=findings_of_iteration(task), now=now)
     data = {"failure": {"fingerprint": failure.fingerprint, "source": failure.source, "sample": failure.sample}} \
         if failure else {}
-    return after.model_copy(update={"supervision": supervision, "failing_findings": None}), data
+    return after.model_copy(update={"supervision": supervision.stored(), "failing_findings": None}), data
 
 
 def executor_for(task: Task, role_executor: str) -> str:
     """The executor of the task's next stage job: the director's reassignment of that job, else the role's."""
-    moved = task.supervision.reassigned
+    moved = supervision_of(task).reassigned
     if moved is not None and moved.executor and moved.applies_to(task.stage.value, task.iteration):
         return moved.executor
     return role_executor
@@ -71,10 +74,11 @@ def findings_of_iteration(task: Task) -> list[str]:
 
 def after_lease_loss(task: Task) -> Supervision:
     """The task's supervision once its stage job's lease expired (counted per stage and iteration)."""
-    current = task.supervision.lease_losses
+    supervision = supervision_of(task)
+    current = supervision.lease_losses
     count = current.count + 1 if current and (current.stage, current.iteration) == (task.stage.value, task.iteration) \
         else 1
-    return task.supervision.model_copy(update={
+    return supervision.model_copy(update={
         "lease_losses": LeaseLosses(stage=task.stage.value, iteration=task.iteration, count=count)})
 
 

@@ -16,7 +16,8 @@ from typing import Optional, Sequence
 from .. import clock
 from ..entities import DirectorSettings, Task
 from ..enums import TERMINAL_TASK_STATUSES, TaskStatus
-from .model import ActionKind, DirectorAction, FailureRecord, Reassignment, Rule, Supervision
+from .actions import DirectorAction
+from .model import ActionKind, FailureRecord, Reassignment, Rule, Supervision, supervision_of
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class TaskFacts:
     def of(cls, task: Task, max_iterations: int, fallback: Optional[Reassignment] = None) -> "TaskFacts":
         return cls(task_id=task.id, run_id=task.run_id, project_id=task.project_id, stage=task.stage.value,
                    status=task.status.value, iteration=task.iteration, max_iterations=max_iterations,
-                   supervision=task.supervision, fallback=fallback)
+                   supervision=supervision_of(task), fallback=fallback)
 
     @property
     def open(self) -> bool:
@@ -284,8 +285,11 @@ def apply_policy(actions: Sequence[DirectorAction], task: Optional[TaskFacts], s
 def may_fire(task: Task, max_iterations: int) -> bool:
     """Whether any task rule could fire on ``task`` whatever the settings (a streak of at least two
     failures, its last iteration, a lost lease): when not, the director reads nothing at all."""
-    losses = task.supervision.lease_losses
-    return len(failure_streak(task.supervision.failures)) >= 2 or 2 <= max_iterations <= task.iteration \
+    if not task.supervision:
+        return 2 <= max_iterations <= task.iteration
+    supervision = supervision_of(task)
+    losses = supervision.lease_losses
+    return len(failure_streak(supervision.failures)) >= 2 or 2 <= max_iterations <= task.iteration \
         or bool(losses and losses.count >= 1)
 
 
