@@ -139,14 +139,16 @@ class Services:
     def director(self) -> DirectorService:
         from .services.director import DirectorService
 
-        return DirectorService(self.repos)
+        return DirectorService(self.repos, self.roles, sfn=self.settings.uses_step_functions)
 
     @built_on_first_use
     def tasks(self) -> TaskService:
         from .services.tasks import TaskService
 
-        return TaskService(self.repos, self.roles, self.outbox, sfn=self.settings.uses_step_functions,
-                           max_attempts=self.settings.max_attempts)
+        service = TaskService(self.repos, self.roles, self.outbox, sfn=self.settings.uses_step_functions,
+                              max_attempts=self.settings.max_attempts)
+        service.watch = self.director.watch   # the director's fast path: a failure, a lost lease
+        return service
 
     @built_on_first_use
     def runs(self) -> RunService:
@@ -208,7 +210,7 @@ class Services:
     def attention(self) -> Any:
         from .services.attention import AttentionService
 
-        return AttentionService(self.repos)
+        return AttentionService(self.repos, self.tasks)
 
     @built_on_first_use
     def launcher(self) -> Any:
@@ -227,7 +229,7 @@ class Services:
     def sweeper(self) -> Sweeper:
         from .services.sweeper import Sweeper
 
-        return Sweeper(self.repos, self.outbox, self.tasks, self.approvals)
+        return Sweeper(self.repos, self.outbox, self.tasks, self.approvals, director=self.director)
 
 
 _lock = threading.Lock()

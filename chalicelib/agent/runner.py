@@ -54,7 +54,7 @@ from .session_archive import declared_paths
 from .state_proxy import StateProxy
 from .usage import USAGE_FILE, report_usage
 from .work import (ConfigDriftError, agent_environment, classify, describe_file, git_config_of, prepare_repository,
-                   prompt_values, publish_changes, remove_tree, render, task_branch, verify_role)
+                   failure_report, prompt_text, publish_changes, remove_tree, render, task_branch, verify_role)
 
 PR_SET_DUMPABLE = 4
 EXIT_RUNNER_FAILED = 8   # the runner itself could not finish the job (the stage was failed, with why)
@@ -261,7 +261,7 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
                     log("warning: the task's session directory is in use or not ours; working in a new one "
                         "(an agent that finds its session by directory may start a new one)")
             work = stable.path if stable else Path(tempfile.mkdtemp(prefix=f"baton-{task_id}-", dir=workdir))
-            passed, summary, outputs = work_stage(job, client, context, config, task, work, beat)
+            passed, summary, outputs, failure = work_stage(job, client, context, config, task, work, beat)
             code = 0
         except LeaseLostError as lost:
             log(f"lost the lease while working ({lost}); not advancing")
@@ -272,8 +272,8 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
                 return 3
             log(f"the job failed in the runner: {type(error).__name__}: {error}")
             passed, summary = False, f"the runner could not finish the job: {type(error).__name__}: {error}"
-            outputs = None
-        advanced = advance(client, task_id, claim_id, passed, summary[:9000], outputs)
+            outputs, failure = None, {"error": f"the runner could not finish the job: {type(error).__name__}"}
+        advanced = advance(client, task_id, claim_id, passed, summary[:9000], outputs, failure)
         return advanced or code
     finally:
         beat.stopped.set()   # heartbeats run until the stage is handed back, uploads included
@@ -284,8 +284,10 @@ def run_job(job: dict[str, Any], client: BatonClient, workdir: Optional[Path] = 
 
 
 def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any], config: dict[str, Any],
-               task: dict[str, Any], work: Path, beat: Heartbeat) -> tuple[bool, str, Optional[dict[str, Any]]]:
-    """Steps 3 to 7 up to the advance: (passed, notes, outputs for the advance). Raises when something breaks."""
+               task: dict[str, Any], work: Path,
+               beat: Heartbeat) -> tuple[bool, str, Optional[dict[str, Any]], Optional[dict[str, Any]]]:
+    """Steps 3 to 7 up to the advance: (passed, notes, outputs for the advance, what a failure failed on).
+    Raises when something breaks."""
     task_id, stage = task["id"], context["task"]["stage"]
     proofs_dir, repo, home, scratch_tmp = work / "proofs", work / "repo", work / "home", work / "tmp"
     for folder in (proofs_dir, home, scratch_tmp):
@@ -296,7 +298,7 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     notes: list[str] = [prepare_repository(project["repository_url"], primary, branch, repo, home)]
     runner_git_config = git_config_of(repo)
     prompt_file = work / "prompt.md"
-    prompt_file.write_text(render(config["prompt"], prompt_values(context, proofs_dir)))
+    prompt_file.write_text(prompt_text(config["prompt"], context, proofs_dir))
     role = context["role"]["role"]
     session_id = sessions.session_id(task_id, role)
     keeper = sessions.keeper_for(client, task_id, role, config, home, log)   # None: the role keeps no session
@@ -369,7 +371,8 @@ def work_stage(job: dict[str, Any], client: BatonClient, context: dict[str, Any]
     except ApiError as error:
         log(f"handoff not recorded: {error}")
     summary = f"command exited {exit_code} after {time.monotonic() - started:.1f}s; " + "; ".join(notes)
-    return passed, summary, outputs
+    failure = None if passed else failure_report(proofs_dir, output_path)   # for the director, never a verdict
+    return passed, summary, outputs, failure
 
 
 def read_handoff(path: Path) -> tuple[dict[str, Any], Optional[str]]:
@@ -405,15 +408,17 @@ def build_handoff(written: dict[str, Any], context: dict[str, Any], passed: bool
 
 
 def advance(client: BatonClient, task_id: str, claim_id: str, passed: bool, notes: str,
-            outputs: Optional[dict[str, Any]] = None) -> int:
+            outputs: Optional[dict[str, Any]] = None, failure: Optional[dict[str, Any]] = None) -> int:
     result = "pass" if passed else "fail"
     try:
         client.post(f"/tasks/{task_id}/advance", {"claim_id": claim_id, "result": result, "notes": notes,
-                                                  **({"outputs": outputs} if outputs else {})})
+                                                  **({"outputs": outputs} if outputs else {}),
+                                                  **({"failure": failure} if failure and not passed else {})})
     except ApiError as error:
         if outputs and refuses_outputs(error):   # the outputs are lost, the verdict is not
             log(f"the outputs were refused ({error.code}: {error.message}); advancing {result} without them")
-            return advance(client, task_id, claim_id, passed, f"{notes}\noutputs not kept: {error.message}"[:10_000])
+            return advance(client, task_id, claim_id, passed, f"{notes}\noutputs not kept: {error.message}"[:10_000],
+                           failure=failure)
         if error.status == 422 and passed:
             log(f"cannot pass: {error.message}; failing the stage instead")
             return advance(client, task_id, claim_id, False, f"{notes}\n{error.message}", outputs)

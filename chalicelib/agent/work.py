@@ -163,6 +163,39 @@ def prompt_values(context: dict[str, Any], proofs_dir: Path) -> dict[str, Any]:
             "inputs": json.dumps(task.get("inputs") or {}, sort_keys=True)}
 
 
+def director_notes_text(context: dict[str, Any]) -> str:
+    """The director's notes on the task, one line each ("" when there are none)."""
+    notes = context.get("director_notes") or []
+    return "\n".join(f"- [{n.get('rule')}, {n.get('stage')} iteration {n.get('iteration')}] {n.get('text')}"
+                     for n in notes)
+
+
+def prompt_text(template: str, context: dict[str, Any], proofs_dir: Path) -> str:
+    """The role's prompt for this job: the template filled in, and the director's notes after it
+    (unless the template places them itself with ``{director_notes}``)."""
+    values = prompt_values(context, proofs_dir)
+    notes = director_notes_text(context)
+    values["director_notes"] = notes or "(none)"
+    text = render(template, values)
+    if notes and "{director_notes}" not in template:
+        text += f"\n\nNotes from Baton's director (it watches every task of the run):\n{notes}\n"
+    return text
+
+
+def failure_report(proofs_dir: Path, output: Path) -> dict[str, Any]:
+    """What a failed job failed on, for the advance: the failing tests of the JUnit files in the
+    proofs folder and the error line of the agent's output (the director compares them across
+    iterations; they decide nothing)."""
+    from ..domain.director.fingerprints import error_line, failing_tests_in_junit
+
+    tests: list[str] = []
+    for path in sorted(proofs_dir.rglob("*.xml")):
+        if path.is_file() and not path.is_symlink() and classify(path) == ("test_result", None):
+            tests += failing_tests_in_junit(path.read_text(errors="replace"))
+    tail = output.read_text(errors="replace")[-20_000:] if output.exists() else ""
+    return {"failing_tests": [t[:500] for t in dict.fromkeys(tests)][:200], "error": error_line(tail)[:2000]}
+
+
 def task_branch(run_id: str, task_id: str) -> str:
     return f"baton/{run_id}/{task_id}"
 

@@ -90,7 +90,9 @@ export async function attentionView(main, ctx) {
   function attentionItem(item, names) {
     const comment = h("input", { type: "text", name: "comment", maxlength: 2000, placeholder: "What was done (kept in the audit log)", "aria-label": "Comment", testid: "resolve-comment" });
     const result = h("div", { class: "form-status", "aria-live": "polite" });
-    const resolve = h("button", { type: "button", class: "btn", testid: "resolve-item" }, "Resolve");
+    const details = item.details || {};
+    const paused = details.paused === true;
+    const resolve = h("button", { type: "button", class: "btn", testid: "resolve-item" }, paused ? "Resolve and resume the task" : "Resolve");
     resolve.addEventListener("click", async () => {
       resolve.disabled = true;
       try {
@@ -102,15 +104,32 @@ export async function attentionView(main, ctx) {
         result.replaceChildren(errorBox(error, "resolve it"));
       }
     });
-    return h("article", { class: "attention-item", testid: "attention-item", data: { kind: item.kind, itemId: item.id } },
+    return h("article", { class: "attention-item", testid: "attention-item", data: { kind: item.kind, itemId: item.id, rule: details.rule ? String(details.rule) : "" } },
       h("header", null, badge(words(item.kind), item.kind), pill(item.status),
         h("span", { class: "muted small" }, h("time", { datetime: item.created_at, title: absolute(item.created_at) }, relative(item.created_at)))),
       h("p", { class: "prewrap" }, item.summary),
       h("p", { class: "crumbs" }, names.get(item.project_id) || item.project_id,
         item.run_id ? [" / ", h("a", { href: `#/runs/${encodeURIComponent(item.run_id)}` }, "run")] : null,
         item.task_id ? [" / ", h("a", { href: `#/tasks/${encodeURIComponent(item.task_id)}` }, "task")] : null),
-      Object.keys(item.details || {}).length ? facts(Object.entries(item.details).map(([k, v]) => [words(k), plain(v)])) : null,
+      detailFacts(details),
+      paused ? h("p", { class: "muted", testid: "attention-paused" }, "The director paused this task: no new job starts until you resolve this item (or move the task to a stage).") : null,
       ctx.me.rights.includes("manage_project") ? h("div", { class: "decide" }, comment, resolve, result) : null);
+  }
+
+  // The director's items: the rule that fired, then its evidence one fact per line (not as JSON).
+  function detailFacts(details) {
+    const { rule, action, evidence, key, resume, paused, ...rest } = details;
+    const entries = [];
+    if (rule !== undefined) entries.push(["rule", plain(rule)]);
+    if (action !== undefined) entries.push(["action", words(plain(action))]);
+    if (evidence && typeof evidence === "object" && !Array.isArray(evidence)) {
+      for (const [k, v] of Object.entries(evidence)) entries.push([words(k), plain(v)]);
+    } else if (evidence !== undefined) entries.push(["evidence", plain(evidence)]);
+    for (const [k, v] of Object.entries(rest)) entries.push([words(k), plain(v)]);
+    if (!entries.length) return null;
+    const list = facts(entries);
+    list.dataset.testid = "attention-evidence";
+    return list;
   }
 
   try { await load(); } catch (error) {

@@ -8,6 +8,7 @@ from typing import Optional
 from pydantic import Field
 
 from .base import DomainModel
+from .director.vocabulary import DirectorNote
 from .entities import Project, Run, Task
 from .enums import Role
 from .handoffs import Handoff
@@ -66,6 +67,10 @@ class TaskContext(DomainModel):
     proofs: list[ProofView]
     attempts: list[Attempt]
     requirements: StageRequirements
+    director_notes: list[DirectorNote] = Field(
+        default_factory=list, description="what Baton's director noticed about this task (the same failure again, "
+                                          "its last iteration, a slow stage), oldest first: the runner adds them to "
+                                          "the agent's prompt")
     handoffs_next_cursor: Optional[str] = Field(
         default=None, description="more (older) handoffs: GET /tasks/{task_id}/handoffs?cursor=…")
     proofs_next_cursor: Optional[str] = Field(

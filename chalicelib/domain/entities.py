@@ -149,6 +149,11 @@ class Task(DomainModel):
     wait_reported_for: Optional[str] = Field(default=None, exclude=True)
     claimed_with_key: Optional[str] = Field(default=None, exclude=True)   # the agent key that holds the claim
     execution: Optional[str] = Field(default=None, exclude=True)   # its execution's name, when not the task id
+    # What the director knows and did about it (failure fingerprints, lease losses, notes, pause: a
+    # ``domain.director.model.Supervision`` as stored, read with ``supervision_of``), and the failing
+    # findings reported at its current stage and iteration ({stage, iteration, keys}).
+    supervision: dict[str, Any] = Field(default_factory=dict, exclude=True)
+    failing_findings: Optional[dict[str, Any]] = Field(default=None, exclude=True)
 
     @property
     def is_terminal(self) -> bool:
@@ -211,17 +216,42 @@ class Claim(DomainModel):
 
 
 class DirectorSettings(DomainModel):
-    """Settings of the director (how Baton runs work), changed by admins.
+    """Settings of the director (how Baton runs work, and how it supervises it), changed by admins.
 
     ``max_iterations_default`` is a new run's ``max_iterations`` when it gives none;
     ``include_images`` puts short-lived URLs of screenshot proofs in the task context (for a
     vision model or the next agent); ``vision_model`` and ``auto_advance`` are passed to agents in
-    their context for their own use."""
+    their context for their own use. The rest are the thresholds of the director's rules (0 turns a
+    rule, or one of its actions, off)."""
 
     include_images: bool = True
     vision_model: str = ""
     auto_advance: bool = True
     max_iterations_default: int = 3
+    director_enabled: bool = Field(default=True, description="the director's rules run (on each sweep and when a "
+                                                             "stage fails or a lease expires)")
+    same_failure_nudge_at: int = Field(default=2, description="the same failure in this many consecutive iterations: "
+                                                              "a note in the next job's context and prompt")
+    same_failure_escalate_at: int = Field(default=3, description="... this many: an escalation (attention item)")
+    same_failure_pause_at: int = Field(default=0, description="... this many: the task is paused (0: never)")
+    near_max_iterations_nudge: bool = Field(default=True, description="a note when a task starts its last iteration")
+    lease_churn_escalate_at: int = Field(default=2, description="a stage job re-dispatched this many times (its lease "
+                                                                "expired): an escalation, and a reassignment")
+    reassign_on_lease_churn: bool = Field(default=True, description="lease churn moves the next job to the role's "
+                                                                    "fallback_executor / fallback_agent_ids, if any")
+    idle_queue_minutes: int = Field(default=30, description="queued tasks of an external role that no agent tried "
+                                                            "to claim for this long: an idle_queue attention item")
+    slow_stage_factor: float = Field(default=3.0, description="a stage job running this many times the median of "
+                                                              "its peers in the run: a note for the next job")
+    slow_stage_escalate_factor: float = Field(default=6.0, description="... this many times: an escalation")
+    slow_stage_min_peers: int = Field(default=3, description="finished peers needed before a job counts as slow")
+    slow_stage_min_seconds: int = Field(default=300, description="a job younger than this is never slow")
+    budget_escalate_fraction: float = Field(default=0.9, description="a run that used this share of its budget: "
+                                                                     "an escalation, once per budget")
+    escalation_cooldown_minutes: int = Field(default=60, description="at most one escalation of a task this often")
+    max_escalations_per_project_per_hour: int = Field(default=10, description="at most this many escalations of "
+                                                                              "one project per clock hour")
+    pause_on_escalation: bool = Field(default=False, description="every escalation of an open task also pauses it")
     version: int = 0
     updated_at: Optional[str] = None
     updated_by: Optional[str] = None

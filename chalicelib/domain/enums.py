@@ -114,7 +114,8 @@ class CanaryState(str, Enum):
 class Hold(str, Enum):
     """Why a queued task may not start yet."""
 
-    canary = "canary"
+    canary = "canary"       # until its run's canary gate is approved
+    director = "director"   # paused by the director until a person resumes it
 
 
 class AttentionKind(str, Enum):

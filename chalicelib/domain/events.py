@@ -24,7 +24,7 @@ KNOWN_ACTIONS = frozenset({
     # tasks and their stage jobs
     "task.created", "task.started", "task.claimed", "task.passed", "task.failed", "task.looped_back",
     "task.stage_set", "task.cancelled", "task.attempts_exhausted", "task.lease_expired", "task.waiting_for_agent",
-    "task.execution_restarted", "tasks.cancelled", "tasks.released",
+    "task.execution_restarted", "task.resumed", "tasks.cancelled", "tasks.released",
     "job.dispatched", "job.redispatched", "job.lease_expired",
     # gates
     "approval.requested", "approval.approved", "approval.rejected",
@@ -33,10 +33,11 @@ KNOWN_ACTIONS = frozenset({
     "proof.requested", "proof.stored", "findings.reported", "findings.ceiling_reached",
     # usage and budgets
     "usage.reported", "budget.warning", "budget.exhausted",
+    # the director (domain.director.vocabulary.ActionKind)
+    "director.nudge", "director.escalate", "director.pause_task", "director.reassign",
 })
-# Families a ``family.*`` pattern may name: those of the known actions, and the director's
-# (its actions are added to KNOWN_ACTIONS as it commits them).
-FAMILIES = frozenset({action.split(".", 1)[0] for action in KNOWN_ACTIONS} | {"director"})
+# Families a ``family.*`` pattern may name: those of the known actions.
+FAMILIES = frozenset({action.split(".", 1)[0] for action in KNOWN_ACTIONS})
 MAX_PATTERNS = 50
 # EventBridge takes entries of up to 256 KB per PutEvents request; an event whose detail would be
 # larger is published with its data replaced by a marker (the full event: GET /runs/{id}/events).

@@ -14,7 +14,10 @@ Rules
 * Advance ``fail``: back to the run's first stage (``dev``) with ``iteration + 1``; when that would
   exceed ``max_iterations`` the task ends ``failed`` where it is.
 * Set-stage (human/admin, with a reason): any stage of the run, or ``complete``; the task is
-  re-queued (or done) at the same iteration and any claim is dropped.
+  re-queued (or done) at the same iteration and any claim is dropped; a task the director paused
+  is resumed.
+* A held task (by its canary gate, or paused by the director) cannot be claimed; a stage job
+  the director reserved for some agents can be claimed by them only.
 * Cancel: any non-terminal task becomes ``cancelled``.
 * A claimed job whose lease expires (its agent went silent) is dispatched again, up to the
   attempts allowed, then the task fails. An unclaimed job never expires: it waits for an agent.
@@ -28,7 +31,7 @@ from typing import Optional, Sequence
 from .clock import plus_seconds
 from .errors import ConflictError, InvalidInputError
 from .entities import Task
-from .enums import AdvanceResult, Stage, TaskStatus
+from .enums import AdvanceResult, Hold, Stage, TaskStatus
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ def lease_is_live(task: Task, now: str) -> bool:
 
 
 def is_claimable(task: Task, stage: Stage, now: str) -> bool:
-    if task.stage != stage:
+    if task.stage != stage or task.held is not None:   # held: by its canary gate, or paused by the director
         return False
     if task.status == TaskStatus.queued:
         return True
@@ -82,6 +85,12 @@ def claim(task: Task, *, stage: Stage, agent_id: str, claim_id: str, now: str,
           lease_seconds: int) -> tuple[Task, Transition]:
     if not is_claimable(task, stage, now):
         raise ConflictError(f"task {task.id} is not queued at stage {stage.value}", code="not_claimable")
+    reserved = task.supervision.get("reassigned") or {}
+    agents = list(reserved.get("agent_ids") or [])
+    if agents and (reserved.get("stage"), reserved.get("iteration")) == (task.stage.value, task.iteration) \
+            and agent_id not in agents:
+        raise ConflictError(f"task {task.id}'s {task.stage.value} job is reserved for agents "
+                            f"{', '.join(agents)} (the director reassigned it)", code="reserved")
     after = _changed(task, now, status=TaskStatus.in_progress, claimed_by=agent_id, claim_id=claim_id,
                      lease_expires_at=plus_seconds(now, lease_seconds), enqueued_at=None)
     return after, _transition("task.claimed", task, after)
@@ -135,7 +144,10 @@ def set_stage(task: Task, *, stage: Stage, stages: Sequence[Stage], now: str) ->
     if task.status == TaskStatus.cancelled:
         raise ConflictError(f"task {task.id} is cancelled; its run was killed", code="task_cancelled")
     status = TaskStatus.done if stage == Stage.complete else TaskStatus.queued
-    after = _released(task, now, stage=stage, status=status)
+    resumed: dict = {}
+    if task.held == Hold.director:   # a person moving a paused task resumes it
+        resumed = {"held": None, "supervision": {k: v for k, v in task.supervision.items() if k != "paused"}}
+    after = _released(task, now, stage=stage, status=status, **resumed)
     return after, _transition("task.stage_set", task, after)
 
 

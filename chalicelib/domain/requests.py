@@ -132,11 +132,30 @@ class HeartbeatRequest(DomainModel):
     usage: Optional[UsageReport] = None
 
 
+class FailureReport(DomainModel):
+    """What a failed stage failed on, for the director's "same failure again" rule (never a verdict)."""
+
+    model_config = STRICT_INPUT
+    failing_tests: list[str] = Field(default_factory=list, max_length=200,
+                                     description="names of the failing tests (e.g. from the stage's JUnit XML)")
+    error: str = Field(default="", max_length=2000, description="the error line of the agent's output")
+
+    @field_validator("failing_tests")
+    @classmethod
+    def _short_names(cls, names: list[str]) -> list[str]:
+        if any(len(name) > 500 for name in names):
+            raise ValueError("a failing test's name is at most 500 characters")
+        return names
+
+
 class AdvanceRequest(DomainModel):
     model_config = STRICT_INPUT
     claim_id: str = Field(min_length=1, max_length=64)
     result: AdvanceResult
     notes: LongText = ""
+    failure: Optional[FailureReport] = Field(
+        default=None, description="with result fail: the failing tests and the error line, which the director "
+                                  "compares across iterations (without it, the error line of the notes)")
     outputs: Optional[dict[str, Any]] = Field(
         default=None, description="what the stage produced for later tasks, e.g. {release_commit, base_commit} "
                                   "(a JSON object of at most 16 KB)")
@@ -185,6 +204,29 @@ class DirectorSettingsPatch(DomainModel):
     vision_model: Optional[str] = Field(default=None, max_length=200)
     auto_advance: Optional[bool] = None
     max_iterations_default: Optional[int] = Field(default=None, ge=1, le=20)
+    director_enabled: Optional[bool] = None
+    same_failure_nudge_at: Optional[int] = Field(default=None, ge=0, le=50)
+    same_failure_escalate_at: Optional[int] = Field(default=None, ge=0, le=50)
+    same_failure_pause_at: Optional[int] = Field(default=None, ge=0, le=50)
+    near_max_iterations_nudge: Optional[bool] = None
+    lease_churn_escalate_at: Optional[int] = Field(default=None, ge=0, le=50)
+    reassign_on_lease_churn: Optional[bool] = None
+    idle_queue_minutes: Optional[int] = Field(default=None, ge=0, le=30 * 24 * 60)
+    slow_stage_factor: Optional[float] = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    slow_stage_escalate_factor: Optional[float] = Field(default=None, ge=0, le=1000, allow_inf_nan=False)
+    slow_stage_min_peers: Optional[int] = Field(default=None, ge=1, le=1000)
+    slow_stage_min_seconds: Optional[int] = Field(default=None, ge=0, le=7 * 86_400)
+    budget_escalate_fraction: Optional[float] = Field(default=None, ge=0, lt=1, allow_inf_nan=False)
+    escalation_cooldown_minutes: Optional[int] = Field(default=None, ge=0, le=7 * 24 * 60)
+    max_escalations_per_project_per_hour: Optional[int] = Field(default=None, ge=0, le=10_000)
+    pause_on_escalation: Optional[bool] = None
+
+    @field_validator("same_failure_nudge_at", "same_failure_escalate_at", "same_failure_pause_at")
+    @classmethod
+    def _a_repeat(cls, value: Optional[int]) -> Optional[int]:
+        if value == 1:
+            raise ValueError("the same failure happens at least twice: give 2 or more (0 turns the action off)")
+        return value
 
     @model_validator(mode="after")
     def _something(self) -> "DirectorSettingsPatch":

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Optional
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from .base import DomainModel
 from .enums import STAGE_ROLE, Role, Stage
@@ -36,6 +36,7 @@ class ProofType(str, Enum):
 
 
 SESSION_PATH_PART = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+AGENT_ID = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 
 
 class RoleSpec(DomainModel):
@@ -56,6 +57,25 @@ class RoleSpec(DomainModel):
     resume_command: Optional[str] = Field(
         default=None, max_length=4000,
         description="the command when a saved session exists; {session_id} is stable per task and role")
+    fallback_executor: Optional[Executor] = Field(
+        default=None, description="where the director may move a stage's next job when its agent keeps getting lost "
+                                  "(lease churn): container needs a command")
+    fallback_agent_ids: list[str] = Field(
+        default_factory=list, max_length=20,
+        description="agent ids the director may reserve a stage's next job for (an external executor's claimants)")
+
+    @field_validator("fallback_agent_ids")
+    @classmethod
+    def _agent_ids(cls, ids: list[str]) -> list[str]:
+        if any(not AGENT_ID.match(agent_id) for agent_id in ids):
+            raise ValueError("an agent id is 1-100 characters of letters, digits and . _ : @ -")
+        return ids
+
+    @model_validator(mode="after")
+    def _fallback_can_run(self) -> "RoleSpec":
+        if self.fallback_executor == Executor.container and not self.command:
+            raise ValueError("fallback_executor container needs a command to run")
+        return self
 
     @field_validator("session_paths")
     @classmethod
@@ -79,9 +99,10 @@ class RoleConfig(RoleSpec):
 
 def digest_of(role: Role, spec: RoleSpec) -> str:
     body = spec.model_dump(mode="json")
-    for name, unset in (("session_paths", []), ("resume_command", None)):
+    for name, unset in (("session_paths", []), ("resume_command", None), ("fallback_executor", None),
+                        ("fallback_agent_ids", [])):
         if body.get(name) == unset:
-            body.pop(name)   # a role without sessions keeps the digest it had before they existed
+            body.pop(name)   # a role without sessions or fallbacks keeps the digest it had before they existed
     canonical = json.dumps({"role": role.value, **body}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

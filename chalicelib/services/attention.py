@@ -4,7 +4,8 @@ Items are opened in the transaction of what raised them: a gate (``approval`` fo
 deploy, ``budget``), a task waiting for an agent past its run's queue timeout (``stuck``), the
 director's escalations and idle queues. A gate's item is resolved in its decision's transaction;
 a person resolves any item with ``POST /attention/{id}/resolve`` (which decides nothing: a gate
-is decided at ``POST /runs/{id}/approvals/{gate}``).
+is decided at ``POST /runs/{id}/approvals/{gate}``). Resolving the item of a task the director
+paused resumes the task, in the same transaction (a ``task.resumed`` event).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from ..adapters.dynamodb import Page, Repositories, RunEffect
 from ..adapters.pagination import decode_cursor, encode_cursor
 from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
+from ..domain.director.model import supervision_of
 from ..domain.entities import AttentionItem
-from ..domain.enums import ApprovalStatus, AttentionKind, AttentionStatus, RunStatus
+from ..domain.enums import ApprovalStatus, AttentionKind, AttentionStatus, Hold, RunStatus
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError
 from ..domain.ids import is_valid_id, new_id
 from ..domain.usage import Budget
@@ -63,8 +65,9 @@ def gate_resolution_ops(repos: Repositories, approval: dict[str, Any], *, by: st
 
 
 class AttentionService:
-    def __init__(self, repos: Repositories):
+    def __init__(self, repos: Repositories, tasks: Any = None):
         self.repos = repos
+        self.tasks = tasks   # TaskService: resolving a pause resumes its task through it
 
     def list(self, principal: Principal, project_id: Optional[str], status: str, limit: int,
              cursor: Optional[str]) -> Page:
@@ -97,10 +100,31 @@ class AttentionService:
         if item is None:
             raise NotFoundError("attention item not found")
         authorize(principal, Action.manage_project, project_id=item.project_id, what="attention item")
-        if not self.repos.table.write(self.repos.attention.resolve_op(
-                item.id, item.project_id, item.created_at, by=principal.actor, comment=comment)):
+        resolve = self.repos.attention.resolve_op(item.id, item.project_id, item.created_at, by=principal.actor,
+                                                  comment=comment)
+        task = self.repos.tasks.get(item.task_id) if item.task_id and self.tasks is not None else None
+        paused = supervision_of(task).paused if task is not None and task.held == Hold.director else None
+        if task is not None and paused is not None and paused.attention_id == item.id:
+            self._resume(principal, task, item, comment, resolve)
+        elif not self.repos.table.write(resolve):
             raise ConflictError(f"attention item {item.id} is resolved already", code="already_resolved")
         return self.repos.attention.get(item.id) or item
+
+    def _resume(self, principal: Principal, task: Any, item: AttentionItem, comment: str,
+                resolve: dict[str, Any]) -> None:
+        """The item paused its task: resolving it releases the task, in the same transaction."""
+        from .director_actions import resume_change
+
+        after, transition = resume_change(task, sfn=self.tasks.sfn, now=clock.now_iso())
+        try:
+            self.tasks.commit_change(task, after, transition, principal.actor,
+                                     {"attention_id": item.id, "comment": comment, "reason": "escalation resolved"},
+                                     extra_operations=(resolve,))
+        except ConflictError:
+            current = self.repos.attention.get(item.id)
+            if current is not None and current.status == AttentionStatus.resolved:
+                raise ConflictError(f"attention item {item.id} is resolved already", code="already_resolved") from None
+            raise
 
 
 __all__ = ["AttentionService", "gate_opener", "gate_ops", "gate_resolution_ops", "wait_at_budget_gate"]

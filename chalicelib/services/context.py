@@ -22,6 +22,7 @@ from ..adapters.dynamodb.runs import item_to_run
 from ..domain import ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
+from ..domain.director.model import supervision_of
 from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
 from ..domain.proofs import ProofStatus, missing_proofs
 from ..domain.ids import is_valid_id
@@ -83,7 +84,8 @@ class ContextService:
                  for proof in proofs]
         return TaskContext(task=task, run=item_to_run(run_item), project=project, role=role,
                            handoffs=handoffs, proofs=views, attempts=attempts, requirements=requirements,
-                           handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor)
+                           handoffs_next_cursor=handoffs_cursor, proofs_next_cursor=proof_page.next_cursor,
+                           director_notes=supervision_of(task).notes)
 
 
 def stored_of_stage(page: Any, stage: str, iteration: int) -> Optional[list[Any]]:

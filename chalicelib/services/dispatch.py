@@ -31,6 +31,7 @@ from ..adapters.dynamodb import Repositories, RunEffect
 from ..domain import clock, ids
 from ..domain.errors import ConflictError
 from ..domain.entities import Task
+from ..domain.director.facts import executor_for
 from ..domain.enums import ApprovalStatus, RunStatus, TaskStatus
 from ..domain.messages import (AnswerToken, CancelMessage, Enqueue, FillMessage, GateMessage, ResumeMessage,
                                RunWaitMessage, StageMessage, StartExecution, parse_dispatch_message)
@@ -164,8 +165,12 @@ class DispatchService:
             "enqueued_at": now, "dispatch_seq": dispatch, "attempt": attempt, "job_id": job_id,
             "sfn_token": token, "version": task.version + 1, "updated_at": now}
         # A container job is launched only while its run is running: dispatched while the run waits
-        # at a gate (the budget's), it stays queued until the run resumes (``resume``).
-        container = config.executor == Executor.container and run_item.get("status") == RunStatus.running.value
+        # at a gate (the budget's), it stays queued until the run resumes (``resume``). A task the
+        # director paused keeps its job (and token) out of the queue until a person resumes it; a job
+        # the director reassigned runs with the executor it was moved to.
+        executor = Executor(executor_for(task, config.executor.value))
+        container = executor == Executor.container and run_item.get("status") == RunStatus.running.value \
+            and task.held is None
         if container:
             # Claimed for the job's runner now: the launch window is the first lease.
             fields.update(status=TaskStatus.in_progress, claimed_by=job_id, claim_id=f"{ids.CLAIM}_{secrets.token_hex(12)}",
@@ -176,10 +181,11 @@ class DispatchService:
         job = {"job_id": job_id, "task_id": task.id, "run_id": task.run_id, "project_id": task.project_id,
                "dispatch": dispatch, "stage": task.stage.value, "iteration": task.iteration, "attempt": attempt,
                "role": config.role.value, "role_version": config.version, "role_digest": config.digest,
-               "executor": config.executor.value, "status": "dispatched", "created_at": now, "token": token}
+               "executor": executor.value, "status": "dispatched", "created_at": now, "token": token}
         self.repos.audit.commit(run_id=task.run_id, actor=ACTOR, action=transition.action, entity=f"task:{task.id}",
                           data={"job_id": job_id, "stage": task.stage.value, "iteration": task.iteration,
-                                "attempt": attempt, "executor": config.executor.value,
+                                "attempt": attempt, "executor": executor.value,
+                                **({"held": task.held.value} if task.held else {}),
                                 "released_claim_of": task.claimed_by,
                                 **({"lease_expires_at": after.lease_expires_at} if container else {})},
                           operations=[self.repos.tasks.replace_op(after, task.version), self.repos.jobs.create_op(job)],
@@ -189,7 +195,8 @@ class DispatchService:
         """A container job dispatched while its run waited: claimed for its runner now, then launched."""
         run_item = self.repos.runs.get_item(task.run_id) or {}
         config = self.roles.pinned_for_stage(run_item, task.stage)
-        if config.executor != Executor.container or task.status != TaskStatus.queued or not task.job_id:
+        if executor_for(task, config.executor.value) != Executor.container.value or task.status != TaskStatus.queued \
+                or not task.job_id or task.held is not None:
             return
         now = clock.now_iso()
         after = task.model_copy(update={

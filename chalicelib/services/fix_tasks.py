@@ -116,8 +116,13 @@ class FixTaskService:
         counts = counts_by_severity([f.severity for f in parsed.findings])
         outcome = verdict(parsed.findings)
         # A failing report binds its stage and iteration: that stage can no longer be passed.
+        # Its failing findings also go on the task: the director recognises the same failure by them.
+        failing = sorted({f.fingerprint or f"{f.rule_id}@{f.file}" for f in parsed.findings
+                          if f.severity in (Severity.critical, Severity.high)})[:50]
         failed = [self.repos.findings.failed_verdict_op(task.id, task.stage.value, task.iteration, verdict=outcome,
-                                                        reported_by=principal.actor, at=clock.now_iso())
+                                                        reported_by=principal.actor, at=clock.now_iso()),
+                  self.repos.tasks.failing_findings_op(task.id, stage=task.stage.value, iteration=task.iteration,
+                                                       keys=failing, now=clock.now_iso())
                   ] if outcome == "fail" else []
         self.repos.audit.commit(run_id=task.run_id, actor=principal.actor, action="findings.reported",
                           entity=f"task:{task.id}", operations=failed,

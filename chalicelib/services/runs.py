@@ -11,7 +11,7 @@ from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Canary, Event, Progress, Run, Task
-from ..domain.enums import CanaryState, RunStatus, TaskSource, TaskStatus
+from ..domain.enums import CanaryState, Hold, RunStatus, TaskSource, TaskStatus
 from ..domain.requests import RunCreate, TaskCreate
 from ..domain.messages import CancelMessage, Enqueue, OutboxRecord, StartExecution, StopExecution
 from ..domain.progress import counter_deltas, new_task_deltas, progress_from_counters
@@ -232,7 +232,7 @@ class RunService:
                 for after, transition in changes:
                     for name, delta in counter_deltas(transition).items():
                         deltas[name] = deltas.get(name, 0) + delta
-                    if after.held:
+                    if after.held == Hold.canary:
                         deltas[canary.HELD] = deltas.get(canary.HELD, 0) - 1
                     if after.started:
                         deltas[run_effects.ACTIVE_COUNTER] = deltas.get(run_effects.ACTIVE_COUNTER, 0) - 1

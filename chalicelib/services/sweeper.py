@@ -7,7 +7,9 @@
 * reports the tasks that waited unclaimed past their run's queue timeout (once per wait);
 * decides the gates whose decision deadline passed, by their ``on_timeout``;
 * every ten minutes, reconciles: restarts the executions of open tasks and runs that have none
-  (``reconciler``); the local stack also asks for it after restoring a snapshot.
+  (``reconciler``); the local stack also asks for it after restoring a snapshot;
+* runs the director's rules (``services.director``): idle queues, slow stages, budgets near their
+  end, and what the rules that run where a fact arises may have missed.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ RECONCILE_EVERY_MINUTES = 10
 
 class Sweeper:
     def __init__(self, repos: Repositories, outbox: Outbox, tasks: TaskService, approvals: Any = None,
-                 outbox_grace_seconds: float = OUTBOX_GRACE_SECONDS):
+                 outbox_grace_seconds: float = OUTBOX_GRACE_SECONDS, director: Any = None):
         self.repos = repos
+        self.director = director
         self.outbox = outbox
         self.tasks = tasks
         self.approvals = approvals
@@ -66,7 +69,8 @@ class Sweeper:
         timed_out = self.approvals.decide_overdue(now) if self.approvals else 0
         result = {"delivered": delivered, "requeued": requeued, "waiting_reported": reported,
                   "gates_timed_out": timed_out,
-                  "executions_restarted": self.reconciler.reconcile() if reconcile else 0}
+                  "executions_restarted": self.reconciler.reconcile() if reconcile else 0,
+                  "director": self.director.sweep(now) if self.director else {}}
         logger.info("sweep done", extra=result)
         return result
 

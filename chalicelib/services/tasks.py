@@ -14,13 +14,17 @@ from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, RuleViolationError
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import AttentionItem, Claim, Run, Task
-from ..domain.enums import TERMINAL_RUN_STATUSES, AttentionKind, Hold, PrincipalKind, RunStatus, Stage, TaskSource, TaskStatus
+from ..domain.enums import (TERMINAL_RUN_STATUSES, AdvanceResult, AttentionKind, Hold, PrincipalKind, RunStatus, Stage,
+                            TaskSource, TaskStatus)
 from ..domain.requests import MAX_OUTPUTS_BYTES, AdvanceRequest, ClaimRequest, HeartbeatRequest, SetStageRequest
 from ..domain.messages import AnswerToken
 from ..domain.pipeline import Transition
+from ..domain.director.facts import after_lease_loss, failed_stage
 from ..domain.progress import TOTAL_COUNTER, new_task_deltas
 from . import run_effects
 from .attention import gate_opener
+from .director import ClaimAttempts
+from .director_actions import pause_resolution_ops
 from .outbox import Outbox
 from .retries import on_fresh_read
 from .roles import RoleService
@@ -125,6 +129,10 @@ class TaskService:
         self.outbox = outbox_
         self.sfn = sfn
         self.max_attempts = max_attempts
+        self.claim_attempts = ClaimAttempts(repos)
+        # The director's fast path (``DirectorService.watch``): told of each committed change before its
+        # callbacks go out, so what it does to the task reaches the task's next job.
+        self.watch: Optional[Callable[[Task, Transition, dict[str, Any]], None]] = None
 
     # ---- reads
 
@@ -221,6 +229,8 @@ class TaskService:
             operations=[self.repos.tasks.replace_op(after, before.version), *extra_operations,
                         *self.outbox.operations(records)],
             counters=run_effects.counter_deltas(transition), run_item=run_item, on_run=on_run)
+        if self.watch is not None:
+            self.watch(after, transition, committed.run_item)
         self.outbox.deliver(records + committed.effect.outbox)
         return after, committed
 
@@ -260,6 +270,7 @@ class TaskService:
     def _claim_from(self, principal: Principal, request: ClaimRequest,
                     queues: list[tuple[Optional[str], Optional[str]]]) -> Optional[tuple[Task, Claim]]:
         """Try the queues in order: ``(project_id, None)`` a project's, ``(None, run_id)`` a run's."""
+        tried: list[str] = []
         for project_id, run_id in queues:
             known_run: Optional[dict[str, Any]] = None   # the run as read to authorize: the claim's commit reuses it
             if run_id is not None:
@@ -273,6 +284,7 @@ class TaskService:
                     raise NotFoundError("run not found")
                 authorize(principal, Action.work, project_id=run_item["project_id"], what="run")
                 known_run = None if remembered else run_item
+            tried.append(str(project_id) if run_id is None else str(run_item["project_id"]))
             for _round in range(CLAIM_ROUNDS):
                 now = clock.now_iso()
                 if run_id is not None:
@@ -290,6 +302,8 @@ class TaskService:
                     except ConflictError:
                         known_run = None   # it may be stale now: the next commit reads the run again
                         continue  # lost the race, or its run is not running: try the next one
+        for project_id in dict.fromkeys(tried):   # an attempt on an empty queue, for the idle-queue rule
+            self.claim_attempts.record(project_id, request.stage.value)
         return None
 
     def _reclaim(self, task: Task, claim_id: str, request: ClaimRequest) -> tuple[Task, Claim]:
@@ -366,9 +380,15 @@ class TaskService:
                 max_iterations=int(run_item["max_iterations"]), now=clock.now_iso())
             if request.outputs:
                 after = after.model_copy(update={"outputs": merged_outputs(task.outputs, request.outputs)})
+            failure: dict[str, Any] = {}
+            if request.result == AdvanceResult.fail:   # its fingerprint, for the director's same-failure rule
+                reported = request.failure
+                after, failure = failed_stage(task, after, failing_tests=reported.failing_tests if reported else [],
+                                              error=(reported.error if reported else "") or request.notes,
+                                              now=clock.now_iso())
             after, _ = self.commit_change(task, after, transition, principal.actor,
                                           {"result": request.result.value, "notes": request.notes[:2000],
-                                           "agent_id": task.claimed_by,
+                                           "agent_id": task.claimed_by, **failure,
                                            **({"outputs": request.outputs} if request.outputs else {})},
                                           run_item=run_item, extra_operations=extra_operations)
             return after
@@ -387,13 +407,21 @@ class TaskService:
                 if change is None:
                     return None
                 after, transition, attempt = change
-                after, _ = self.commit_change(task, after, transition, actor, {**data, "attempt": task.attempt},
+                losses = after_lease_loss(task)   # lease churn, for the director
+                expiries = losses.lease_losses.count if losses.lease_losses else 1
+                after, _ = self.commit_change(task, after.model_copy(update={"supervision": losses.stored()}), transition,
+                                              actor,
+                                              {**data, "attempt": task.attempt, "lease_expiries": expiries},
                                               next_attempt=attempt)
                 return after
             plain = pipeline.expire_lease(task, now=now)
             if plain is None:
                 return None
-            after, _ = self.commit_change(task, plain[0], plain[1], actor, data, answer_job=False)
+            losses = after_lease_loss(task)
+            after, _ = self.commit_change(task, plain[0].model_copy(update={"supervision": losses.stored()}), plain[1],
+                                          actor,
+                                          {**data, "lease_expiries": losses.lease_losses.count if losses.lease_losses
+                                           else 1}, answer_job=False)
             return after
         except ConflictError:
             return None
@@ -434,6 +462,8 @@ class TaskService:
                                                now=clock.now_iso())
         if self.sfn:
             after = after.model_copy(update={"enqueued_at": None})  # claimable once the new stage is dispatched
-        after, _ = self.commit_change(task, after, transition, principal.actor, {"reason": request.reason},
-                                      run_item=run_item, reopen=True)
+        resumed = pause_resolution_ops(self.repos, task, by=principal.actor, comment=f"stage set: {request.reason}")
+        after, _ = self.commit_change(task, after, transition, principal.actor,
+                                      {"reason": request.reason, **({"resumed": True} if resumed else {})},
+                                      run_item=run_item, reopen=True, extra_operations=resumed)
         return after

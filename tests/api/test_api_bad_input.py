@@ -515,10 +515,17 @@ def test_every_row_of_the_table_is_a_route_of_the_app():
                                   {"stage": "docs", "agent_id": "a", "project_id": "demo"},
                                   {"stage": "dev", "agent_id": "a", "project_id": "no-such-project"}])
 def test_a_claim_that_finds_nothing_is_204_and_changes_nothing(world: World, body: dict[str, Any]):
+    """Nothing but the director's record of the attempt on the queue it tried (an existing project's)."""
+    def attempt_record(item: dict[str, Any]) -> bool:
+        return item["pk"]["S"].startswith("PROJECT#") and item["sk"]["S"].startswith("QUEUE#")
+
     before = snapshot(world.services)
     response = world.api.post("/queue/claim", fill(body, world.ids))
     assert response.status_code == 204, response.data
-    assert snapshot(world.services) == before
+    after = snapshot(world.services)
+    assert [i for i in after if not attempt_record(i)] == [i for i in before if not attempt_record(i)]
+    recorded = [(i["pk"]["S"], i["sk"]["S"]) for i in after if attempt_record(i) and i not in before]
+    assert recorded == ([("PROJECT#demo", "QUEUE#docs")] if body.get("project_id") == "demo" else [])
 
 
 def test_the_world_is_usable_so_the_refusals_mean_something(world: World):

@@ -526,14 +526,31 @@ def test_attention_shows_the_gates_while_get_attention_answers_404(dashboard: Da
                   "created_at": "2026-11-30T10:00:00Z"}
     import json
 
+    paused = {**escalation, "id": "att_paused", "task_id": "task_x", "summary": "The same failure came back 4 times",
+              "details": {"rule": "same_failure", "action": "pause_task", "paused": True, "key": "k",
+                          "evidence": {"times": 4, "sample": "tests.test_checkout::test_total[<n>]"}}}
+    idle = {**escalation, "id": "att_idle", "kind": "idle_queue", "summary": "2 task(s) wait at qa",
+            "details": {"rule": "idle_queue", "action": "escalate", "evidence": {"stage": "qa", "waited_minutes": 45}}}
+
     page.route("**/attention?*", lambda route: route.fulfill(
-        status=200, content_type="application/json", body=json.dumps({"items": [escalation], "next_cursor": None})))
+        status=200, content_type="application/json",
+        body=json.dumps({"items": [escalation, paused, idle], "next_cursor": None})))
     dashboard.go("#/runs")
     dashboard.go("#/attention")
-    item = page.locator("[data-testid=attention-item][data-kind=escalation]")
+    item = page.locator("[data-testid=attention-item][data-kind=escalation]").first
     expect(item).to_contain_text(HOSTILE_IMG)
     expect(item).to_contain_text(HOSTILE_SCRIPT)
     assert page.evaluate("window.__pwned") is None and page.locator("img[src='x']").count() == 0
+    # the director's items: the rule, then the evidence one fact per line; a pause says resolving resumes the task
+    pause_item = page.locator("[data-testid=attention-item][data-rule=same_failure]")
+    expect(pause_item.get_by_test_id("attention-evidence")).to_contain_text("tests.test_checkout::test_total[<n>]")
+    expect(pause_item.get_by_test_id("attention-evidence")).to_contain_text("pause task")
+    expect(pause_item.get_by_test_id("attention-paused")).to_be_visible()
+    expect(pause_item.get_by_test_id("resolve-item")).to_have_text("Resolve and resume the task")
+    idle_item = page.locator("[data-testid=attention-item][data-kind=idle_queue]")
+    expect(idle_item.get_by_test_id("attention-evidence")).to_contain_text("waited minutes")
+    expect(idle_item.get_by_test_id("resolve-item")).to_have_text("Resolve")
+    dashboard.shot("attention-director")
 
 
 def test_a_long_history_shows_its_newest_events_without_reading_them_all(dashboard: Dashboard, agents: Agents):

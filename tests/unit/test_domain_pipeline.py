@@ -598,9 +598,10 @@ def test_role_sessions_are_relative_folders_and_leave_old_digests_alone():
     with_sessions = RoleSpec.model_validate_json(_json.dumps({
         "prompt": "p", "command": "goose run", "session_paths": [".local/share/goose/sessions"],
         "resume_command": "goose run --resume --name {session_id}"}))
-    # The digest of a role without sessions is computed as before the fields existed.
+    # The digest of a role without sessions (nor fallbacks) is computed as before the fields existed.
     before = {"role": "dev", **{k: v for k, v in plain.model_dump(mode="json").items()
-                                if k not in ("session_paths", "resume_command")}}
+                                if k not in ("session_paths", "resume_command", "fallback_executor",
+                                             "fallback_agent_ids")}}
     import hashlib as _hashlib
     assert digest_of(_Role.dev, plain) == _hashlib.sha256(
         _json.dumps(before, sort_keys=True, separators=(",", ":")).encode()).hexdigest()

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from chalicelib.domain import events, webhooks
+from chalicelib.domain.director.vocabulary import ActionKind
 from chalicelib.domain.events import KNOWN_ACTIONS, check_pattern, check_patterns, matches
 from chalicelib.domain.handoffs import HandoffStatus
 from chalicelib.domain.messages import RunWaitMessage
@@ -87,7 +88,8 @@ def test_every_action_the_code_commits_is_known():
     literal = _committed_actions()
     assert {"run.created", "task.claimed", "approval.requested", "job.redispatched", "budget.warning"} <= literal
     formatted = {f"handoff.{s.value}" for s in HandoffStatus} | {"approval.approved", "approval.rejected"} | \
-        {f"run.{kind}" for kind in RunWaitMessage.model_fields["kind"].annotation.__args__}
+        {f"run.{kind}" for kind in RunWaitMessage.model_fields["kind"].annotation.__args__} | \
+        {f"director.{kind.value}" for kind in ActionKind}
     unknown = sorted((literal | formatted) - KNOWN_ACTIONS)
     assert unknown == [], f"add these to domain/events.py KNOWN_ACTIONS (and the README's list): {unknown}"
 

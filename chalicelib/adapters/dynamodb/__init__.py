@@ -8,7 +8,8 @@
 * One repository per aggregate, each owning its items (``to_item``/``from_item``), its keys and
   its conditions: projects, runs, tasks, jobs, handoffs, proofs, findings, credentials (API
   keys, launch codes, job tokens), outbox, approvals, roles, settings, usage (a run's roll-up), attention (what waits for a person),
-  state (a task's versioned key-value store), webhooks (with their deliveries).
+  state (a task's versioned key-value store), webhooks (with their deliveries), director (the director's
+  records of runs and queues).
 
 Services get them all as one ``Repositories`` (built once per container by ``bootstrap``).
 """
@@ -25,6 +26,7 @@ from .approvals import ApprovalRepository
 from .attention import AttentionRepository
 from .audit import AuditLog, Committed, RunEffect
 from .credentials import CredentialRepository
+from .director import DirectorRepository
 from .findings import FindingRepository
 from .handoffs import HandoffRepository
 from .jobs import JobRepository
@@ -61,6 +63,7 @@ class Repositories:
     attention: AttentionRepository
     state: StateRepository
     webhooks: WebhookRepository
+    director: DirectorRepository
 
     @property
     def client(self) -> Any:
@@ -89,10 +92,11 @@ def build_repositories(client: Any, table_name: str) -> Repositories:
                         approvals=ApprovalRepository(table), roles=RoleRepository(table),
                         settings=SettingsRepository(table), usage=UsageRepository(table),
                         attention=AttentionRepository(table), state=StateRepository(table, tasks),
-                        webhooks=WebhookRepository(table))
+                        webhooks=WebhookRepository(table), director=DirectorRepository(table))
 
 
-__all__ = ["ApprovalRepository", "AttentionRepository", "AuditLog", "Committed", "CredentialRepository", "FindingRepository",
+__all__ = ["ApprovalRepository", "AttentionRepository", "AuditLog", "Committed", "CredentialRepository",
+           "DirectorRepository", "FindingRepository",
            "HandoffRepository", "JobRepository", "OutboxRepository", "Page", "ProjectRepository", "ProofRepository",
            "Repositories", "RoleRepository", "RunEffect", "RunRepository", "SettingsRepository", "StateRepository", "Table",
            "TaskRepository", "TransactionCancelledError", "UsageRepository", "WebhookRepository", "build_repositories"]

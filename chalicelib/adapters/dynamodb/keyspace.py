@@ -311,3 +311,20 @@ def webhook_stream(webhook_id: str, run_id: str) -> dict[str, str]:
     """How far a webhook's deliveries of a run got (every matching event up to ``through`` is
     delivered or failed), and the attention item its failures opened."""
     return {"pk": webhook_partition(webhook_id), "sk": f"STREAM#{run_id}"}
+
+
+# ---- the director's own records
+
+def run_watch(run_id: str) -> dict[str, str]:
+    """What the director keeps about a run: how far it read its audit log, jobs in flight, durations."""
+    return {"pk": f"RUN#{run_id}", "sk": "DIRECTOR"}
+
+
+def queue_watch(project_id: str, stage: str) -> dict[str, str]:
+    """What the director keeps about a claim queue: the last claim attempt, the last idle report."""
+    return {"pk": f"PROJECT#{project_id}", "sk": f"QUEUE#{stage}"}
+
+
+def escalation_window(project_id: str, window: str) -> dict[str, str]:
+    """How many escalations the director opened in a project in one clock hour (``window``)."""
+    return {"pk": f"PROJECT#{project_id}", "sk": f"ESCALATIONS#{window}"}

@@ -169,6 +169,10 @@ class Table:
             update["ExpressionAttributeNames"] = names
         return {"Update": update}
 
+    def check_op(self, key: dict[str, str], condition: str) -> dict[str, Any]:
+        """A ConditionCheck in a transaction: the transaction happens only if ``condition`` holds on ``key``."""
+        return {"ConditionCheck": {"TableName": self.name, "Key": serialize(key), "ConditionExpression": condition}}
+
     def transact(self, operations: list[dict[str, Any]]) -> None:
         try:
             self.client.transact_write_items(TransactItems=operations, ClientRequestToken=str(uuid.uuid4()))

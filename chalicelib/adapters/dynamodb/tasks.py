@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator, Optional, Sequence
 from ...domain import clock
 from ...domain.errors import ConflictError, RuleViolationError
 from ...domain.entities import Task
-from ...domain.enums import TaskStatus
+from ...domain.enums import Hold, TaskStatus
 from . import keyspace
 from .table import GSI1_NAMES, GSI4_NAMES, Page, Table, TransactionCancelledError
 
@@ -28,8 +28,11 @@ def task_to_item(task: Task) -> dict[str, Any]:
     item = {**keyspace.task(task.id), **keyspace.task_list_entry(task.run_id, task.id), "type": "task",
             **task.model_dump(mode="json"),
             **{name: getattr(task, name) for name in INTERNAL_TASK_FIELDS}}
-    if task.status == TaskStatus.queued and task.held:
+    item["supervision"] = task.supervision or None
+    if task.status == TaskStatus.queued and task.held == Hold.canary:
         item.update(keyspace.held_entry(task.run_id, task.priority, task.created_at, task.id))
+    elif task.status == TaskStatus.queued and task.held == Hold.director:
+        pass   # paused: in no queue until a person resumes it
     elif task.status == TaskStatus.queued and task.awaiting_start:
         item.update(keyspace.start_entry(task.run_id, task.priority, task.created_at, task.id))
     elif task.status == TaskStatus.queued and task.enqueued_at:
@@ -99,6 +102,13 @@ class TaskRepository:
                                          cursor=None, sort_condition=("gsi2sk", "<", now))
         return [item_to_task(i) for i in items]
 
+    def leased(self, project_id: str, stage: str, limit: int) -> list[Task]:
+        """In-progress tasks of a project at a stage, live leases or not, by lease expiry (gsi2)."""
+        items, _ = self.table.query_page(index="gsi2", partition_name="gsi2pk",
+                                         partition=keyspace.lease_partition(project_id, stage), limit=limit,
+                                         cursor=None)
+        return [item_to_task(i) for i in items]
+
     def held(self, run_id: str, limit: int) -> list[Task]:
         """Tasks held back until the run's canary gate, in start order (gsi2)."""
         items, _ = self.table.query_page(index="gsi2", partition_name="gsi2pk", partition=keyspace.held_partition(run_id),
@@ -156,6 +166,15 @@ class TaskRepository:
         return self.table.write(self.table.update_op(
             keyspace.task(task_id), "SET lease_expires_at = :expires, gsi2sk = :sk, updated_at = :now ADD version :one",
             condition=condition, names={"#st": "status"}, values=values))
+
+    def failing_findings_op(self, task_id: str, *, stage: str, iteration: int, keys: list[str],
+                            now: str) -> dict[str, Any]:
+        """Record the failing findings reported at a stage and iteration (for the director's failure
+        fingerprint), as a change of the task's version."""
+        return self.table.update_op(
+            keyspace.task(task_id), "SET failing_findings = :f, updated_at = :now ADD version :one",
+            condition="attribute_exists(pk)",
+            values={":f": {"stage": stage, "iteration": iteration, "keys": keys}, ":now": now, ":one": 1})
 
     # ---- per-task caps of handoffs and proofs
 
