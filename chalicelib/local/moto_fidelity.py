@@ -62,6 +62,13 @@ def _current(table: Table, hash_key: DynamoType, range_key: Any) -> Any:
 
 
 def _restore(table: Table, hash_key: DynamoType, range_key: Any, item: Any) -> None:
+    from .moto_queries import written
+
+    _put_back(table, hash_key, range_key, item)
+    written(table, hash_key, range_key)   # the item changed behind moto's back: re-index it
+
+
+def _put_back(table: Table, hash_key: DynamoType, range_key: Any, item: Any) -> None:
     if range_key is None:
         if item is None:
             table.items.pop(hash_key, None)
@@ -117,3 +124,13 @@ def atomic_transactions() -> Iterator[None]:
     finally:
         ddb_models.DynamoDBBackend.transact_write_items = original_transact
         DynamoHandler.call_action = original_call_action
+
+
+@contextmanager
+def patched_moto() -> Iterator[None]:
+    """What the local stack and the tests run moto with: atomic transactions and indexed queries
+    (``moto_queries``)."""
+    from .moto_queries import indexed_queries
+
+    with atomic_transactions(), indexed_queries():
+        yield
