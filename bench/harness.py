@@ -269,7 +269,9 @@ def _moved(*candidates: tuple[str, str]) -> Any:
 
 
 def atomic_transactions() -> Any:
-    return _moved(("chalicelib.local.moto_fidelity", "atomic_transactions"))()
+    """moto as the local stack runs it (atomic transactions, and indexed queries where they exist)."""
+    return _moved(("chalicelib.local.moto_fidelity", "patched_moto"),
+                  ("chalicelib.local.moto_fidelity", "atomic_transactions"))()
 
 
 def SqsPump(*args: Any, **kwargs: Any) -> Any:  # noqa: N802  (a class, wherever it lives)

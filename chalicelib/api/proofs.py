@@ -1,15 +1,10 @@
 """Proofs: declare an upload (presigned POST), confirm it, read, download (302), read as text, list per
 task and project."""
 
-from typing import Optional
-
 from chalice import Blueprint, Response
 
 from ..bootstrap import get_services
-from ..domain.base import DomainModel
-from ..domain.errors import ConflictError
-from ..domain.proofs import (TEXT_ATTACHMENT_TYPE, EmptyBody, Proof, ProofCreate, ProofStatus, ProofUpload,
-                             attachment_content_type, inline_image_type)
+from ..domain.proofs import EmptyBody, Proof, ProofCreate, ProofText, ProofUpload
 from ..domain.roles import ProofType
 from .http import endpoint, page_body, parse_body, principal
 from .query import enum_param, paging, query
@@ -47,51 +42,13 @@ def download_proof(proof_id):
                                                             "X-Content-Type-Options": "nosniff"})
 
 
-class ProofText(DomainModel):
-    proof_id: str
-    content_type: str
-    size: int
-    text: Optional[str] = None       # None: not text (an image, an archive, bytes that are not UTF-8)
-    truncated: bool = False          # the text is the first TEXT_LIMIT bytes of a larger proof
-    download_url: str                # a short-lived presigned GET, always an attachment
-
-
-TEXT_LIMIT = 512 * 1024
-
-
 @endpoint(bp, "/proofs/{proof_id}/text", response=ProofText,
           summary="A stored proof's first 512 KB as text (logs, diffs, reports), with a download URL")
 def proof_text(proof_id):
     """Read through the API so that a browser page allowed to connect only to its own origin can show
     a log, a diff or a report; images are shown from their presigned URL instead (``text`` null)."""
     query(bp, set())
-    services = get_services()
-    proof = services.proofs.get(principal(), proof_id)
-    if proof.status != ProofStatus.stored:
-        raise ConflictError(f"proof {proof.id} is {proof.status.value}: it has no content until it is uploaded "
-                            "and confirmed", code="proof_not_stored")
-    download_url = services.proofs.download_url(principal(), proof_id)
-    text, truncated = None, False
-    textual = attachment_content_type(proof.content_type) == TEXT_ATTACHMENT_TYPE
-    if inline_image_type(proof.content_type) is None and (textual or proof.content_type.startswith("application/octet")):
-        data = services.proofs.objects.read(proof.s3_key, TEXT_LIMIT + 1, version_id=proof.s3_version_id)
-        truncated = len(data) > TEXT_LIMIT
-        text = decoded(data[:TEXT_LIMIT], truncated, lenient=textual)
-    return 200, ProofText(proof_id=proof.id, content_type=proof.content_type, size=proof.size, text=text,
-                          truncated=truncated, download_url=download_url)
-
-
-def decoded(data: bytes, cut: bool, *, lenient: bool) -> Optional[str]:
-    """UTF-8 text, or None for bytes that are not text. A cut may split the last character; a
-    declared text type keeps undecodable bytes as U+FFFD, anything else must decode cleanly."""
-    if b"\x00" in data and not lenient:
-        return None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        if cut and error.start >= len(data) - 3:
-            return data[:error.start].decode("utf-8", errors="replace")
-        return data.decode("utf-8", errors="replace") if lenient else None
+    return 200, get_services().proofs.read_text(principal(), proof_id)
 
 
 @endpoint(bp, "/tasks/{task_id}/proofs", response=Proof, lists=True, query=("type", "limit", "cursor"),

@@ -317,12 +317,16 @@ export async function runView(main, ctx) {
   renderGates();
   renderBoard();
   addEvents(initialEvents, { live: false });
+  // Each page is asked for as soon as the cursor to it arrives, before the page just read is drawn.
+  const taskPage = (cursor) => get(path(`/runs/${id(runId)}/tasks`, { limit: 200, cursor }), { signal: ctx.signal });
   let cursor = tasks.next_cursor;
-  for (let pages = 1; cursor && pages < 50; pages += 1) {
-    const page = await get(path(`/runs/${id(runId)}/tasks`, { limit: 200, cursor }), { signal: ctx.signal });
-    for (const task of page.items) state.tasks.set(task.id, task);
+  let next = cursor ? taskPage(cursor) : null;
+  for (let pages = 1; next; pages += 1) {
+    const page = await next;
     cursor = page.next_cursor;
-    state.loading = Boolean(cursor);
+    next = cursor && pages + 1 < 50 ? taskPage(cursor) : null;
+    for (const task of page.items) state.tasks.set(task.id, task);
+    state.loading = Boolean(next);
     renderBoard();
   }
   state.truncated = Boolean(cursor);

@@ -211,3 +211,38 @@ def missing_proofs(required: Iterable[ProofType | str], proofs: Iterable[Proof],
                and not p.attached_from}
     wanted = [ProofType(r).value for r in required]
     return [r for r in dict.fromkeys(wanted) if r not in present]
+
+
+# ---- a stored proof read as text (GET /proofs/{proof_id}/text)
+
+TEXT_LIMIT = 512 * 1024
+
+
+class ProofText(DomainModel):
+    proof_id: str
+    content_type: str
+    size: int
+    text: Optional[str] = None       # None: not text (an image, an archive, bytes that are not UTF-8)
+    truncated: bool = False          # the text is the first TEXT_LIMIT bytes of a larger proof
+    download_url: str                # a short-lived presigned GET, always an attachment
+
+
+def may_be_text(content_type: str) -> bool:
+    """Whether a proof's bytes are worth reading as text: a declared text type, or bytes declared
+    only as octets (never an image)."""
+    return inline_image_type(content_type) is None and (
+        attachment_content_type(content_type) == TEXT_ATTACHMENT_TYPE or content_type.startswith("application/octet"))
+
+
+def text_of(data: bytes, cut: bool, *, lenient: bool) -> Optional[str]:
+    """UTF-8 text, or None for bytes that are not text. A cut may split the last character; a
+    declared text type (``lenient``) keeps undecodable bytes as U+FFFD, anything else must decode
+    cleanly."""
+    if b"\x00" in data and not lenient:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        if cut and error.start >= len(data) - 3:
+            return data[:error.start].decode("utf-8", errors="replace")
+        return data.decode("utf-8", errors="replace") if lenient else None

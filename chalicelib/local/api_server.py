@@ -53,6 +53,12 @@ def local_api_server(app_obj: Any, config: Any, host: str, port: int) -> Any:
                 raise NotFound(json_headers(), not_found) from None
 
     class RequestHandler(ChaliceRequestHandler):
+        # The handler writes the status line and headers, then the body, in two sends: with Nagle's
+        # algorithm on, the body waits for the client's delayed ACK of the headers, ~40 ms on every
+        # request of a kept-alive connection (a browser's, a requests.Session's). API Gateway has no
+        # such pause.
+        disable_nagle_algorithm = True
+
         def __init__(self, request: Any, client_address: Any, server: Any, app_object: Any, config: Any) -> None:
             # As ChaliceRequestHandler.__init__, with the gateway above (the base class handles the
             # request inside __init__, so the gateway must be in place before it runs).

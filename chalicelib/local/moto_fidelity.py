@@ -62,6 +62,13 @@ def _current(table: Table, hash_key: DynamoType, range_key: Any) -> Any:
 
 
 def _restore(table: Table, hash_key: DynamoType, range_key: Any, item: Any) -> None:
+    from .moto_queries import written
+
+    _put_back(table, hash_key, range_key, item)
+    written(table, hash_key, range_key)   # the item changed behind moto's back: re-index it
+
+
+def _put_back(table: Table, hash_key: DynamoType, range_key: Any, item: Any) -> None:
     if range_key is None:
         if item is None:
             table.items.pop(hash_key, None)
@@ -117,3 +124,43 @@ def atomic_transactions() -> Iterator[None]:
     finally:
         ddb_models.DynamoDBBackend.transact_write_items = original_transact
         DynamoHandler.call_action = original_call_action
+
+
+class _KeyPairOnFirstUse:
+    """Stands in for the key pair moto makes for every KMS key: made when first used."""
+
+    def __init__(self, make: Any, key_spec: str) -> None:
+        self._make, self._key_spec, self._made = make, key_spec, None
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or name.startswith("_made"):
+            raise AttributeError(name)
+        if self._made is None:
+            self._made = self._make(self._key_spec)
+        return getattr(self._made, name)
+
+
+@contextmanager
+def key_pairs_on_first_use() -> Iterator[None]:
+    """moto makes an RSA-2048 key pair for every KMS key, even a symmetric one, whose pair only an
+    asymmetric operation (Sign, Verify, GetPublicKey) reads: ~40 ms of every table or bucket created
+    with SSE-KMS (every test of the service and API tiers makes two). While active, the pair is made
+    on first use instead; nothing else changes."""
+    import moto.kms.models as kms_models
+
+    original = kms_models.generate_private_key
+    kms_models.generate_private_key = lambda key_spec: _KeyPairOnFirstUse(original, key_spec)
+    try:
+        yield
+    finally:
+        kms_models.generate_private_key = original
+
+
+@contextmanager
+def patched_moto() -> Iterator[None]:
+    """What the local stack and the tests run moto with: atomic transactions, indexed queries
+    (``moto_queries``) and KMS key pairs made on first use."""
+    from .moto_queries import indexed_queries
+
+    with atomic_transactions(), indexed_queries(), key_pairs_on_first_use():
+        yield

@@ -205,10 +205,11 @@ class LocalStack:
         self._set_process_environment()
         from moto.server import ThreadedMotoServer
 
-        from .moto_fidelity import atomic_transactions
+        from .moto_fidelity import patched_moto
 
-        # moto's transactions are neither isolated nor cheap under threads; see moto_fidelity.
-        self._fidelity = atomic_transactions()
+        # moto's transactions are neither isolated nor cheap under threads, and its queries walk the
+        # whole table; see moto_fidelity.
+        self._fidelity = patched_moto()
         self._fidelity.__enter__()
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's and the API's request lines

@@ -29,7 +29,7 @@ from ..adapters.proofs_s3 import ProofStore
 from ..domain import clock, ids
 from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import ConflictError, InvalidInputError, NotFoundError, PayloadTooLargeError, RuleViolationError
-from ..domain.proofs import DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, UPLOAD_EXPIRES_SECONDS, Proof, ProofCreate, ProofStatus, UploadForm, attachment_content_type, check_proof_content_type, inline_image_type, missing_proofs, proof_object_key, size_limit
+from ..domain.proofs import DOWNLOAD_EXPIRES_SECONDS, IMAGE_URL_EXPIRES_SECONDS, MB, TEXT_ATTACHMENT_TYPE, TEXT_LIMIT, UPLOAD_EXPIRES_SECONDS, Proof, ProofCreate, ProofStatus, ProofText, UploadForm, attachment_content_type, check_proof_content_type, inline_image_type, may_be_text, missing_proofs, proof_object_key, size_limit, text_of
 from ..domain.ids import is_valid_id, new_id
 from ..domain.entities import Task
 from ..domain.enums import STAGE_ROLE, AdvanceResult
@@ -116,9 +116,29 @@ class ProofService:
         if proof.status != ProofStatus.stored:
             raise ConflictError(f"proof {proof.id} is {proof.status.value}: upload the file and confirm it before "
                                 "downloading", code="proof_not_stored")
+        return self._attachment_url(proof)
+
+    def _attachment_url(self, proof: Proof) -> str:
         return self.objects.presigned_get(proof.s3_key, expires_in=DOWNLOAD_EXPIRES_SECONDS, filename=proof.filename,
                                           content_type=attachment_content_type(proof.content_type),
                                           version_id=proof.s3_version_id)
+
+    def read_text(self, principal: Principal, proof_id: str) -> ProofText:
+        """A stored proof's first ``TEXT_LIMIT`` bytes as text (logs, diffs, reports), with its download
+        URL, so that a page allowed to connect only to its own origin can show it; an image, or bytes
+        that are not text, have ``text`` None (one GetItem, and one S3 read for a text type)."""
+        proof = self.get(principal, proof_id)
+        if proof.status != ProofStatus.stored:
+            raise ConflictError(f"proof {proof.id} is {proof.status.value}: it has no content until it is uploaded "
+                                "and confirmed", code="proof_not_stored")
+        text, truncated = None, False
+        if may_be_text(proof.content_type):
+            data = self.objects.read(proof.s3_key, TEXT_LIMIT + 1, version_id=proof.s3_version_id)
+            truncated = len(data) > TEXT_LIMIT
+            text = text_of(data[:TEXT_LIMIT], truncated,
+                           lenient=attachment_content_type(proof.content_type) == TEXT_ATTACHMENT_TYPE)
+        return ProofText(proof_id=proof.id, content_type=proof.content_type, size=proof.size, text=text,
+                         truncated=truncated, download_url=self._attachment_url(proof))
 
     def view_url(self, proof: Proof) -> Optional[dict[str, str]]:
         """A short-lived inline URL of a stored raster image (png, jpeg, gif, webp; no AWS call),

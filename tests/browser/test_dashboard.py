@@ -438,16 +438,22 @@ def test_a_run_of_a_thousand_tasks_renders_its_whole_board(dashboard: Dashboard,
     page = dashboard.page
     dashboard.sign_in("human")
     began = time.monotonic()
-    dashboard.go(f"#/runs/{run['id']}")
+    page.evaluate("route => { window.__navigated = performance.now(); location.hash = route; }", f"#/runs/{run['id']}")
     expect(page.get_by_test_id("task-card").first).to_be_visible()
     first = time.monotonic() - began
     expect(page.get_by_test_id("task-card")).to_have_count(1000, timeout=60_000)
     whole = time.monotonic() - began
     expect(page.get_by_test_id("task-count")).to_have_text("1000 tasks")
-    drawn = page.evaluate("Math.max(...performance.getEntriesByName('baton:board').filter(e => e.detail.tasks === 1000)"
-                          ".map(e => e.duration))")
+    boards = page.evaluate("performance.getEntriesByName('baton:board').map(e => ({tasks: e.detail.tasks, "
+                           "end: e.startTime + e.duration - window.__navigated, took: e.duration}))")
+    drawn = max(b["took"] for b in boards if b["tasks"] == 1000)
+    page_first = min(b["end"] for b in boards) / 1000
+    page_whole = min(b["end"] for b in boards if b["tasks"] == 1000) / 1000
+    # Playwright's expect polls (100, 250, 500, 1000 ms apart), so the times seen from here run late by
+    # up to a poll; the page's own clock says when each board was drawn.
     print(f"\n1,000-task run in Chromium on the local stack: first cards {first:.2f} s, whole board {whole:.2f} s "
-          f"after navigating; drawing the 1,000 cards took {drawn:.0f} ms")
+          f"after navigating as seen by the test; by the page's clock {page_first:.2f} s and {page_whole:.2f} s; "
+          f"drawing the 1,000 cards took {drawn:.0f} ms")
     dashboard.shot("big-run")
 
 

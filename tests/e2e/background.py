@@ -2,10 +2,12 @@
 
 These scenarios are mostly waiting: a crashed runner's lease lapsing (30 s at least, three times),
 a refused launch redelivered until SQS moves it to the DLQ, a run left unclaimed for ten
-heartbeats, five stages of scripted agents working three tasks up to the deploy gate. Started
-together when the stack starts (``stack`` in conftest.py asks for ``background_runs``), they wait
-at the same time as each other and as the rest of the tier; their tests (tests/e2e/test_local_stack.py)
-run last and find them done or nearly so.
+heartbeats, five stages of scripted agents working three tasks up to the deploy gate, a runner
+stopped mid-job whose lease lapses before its job is dispatched again, a resumable session carried
+across a loop-back. Started together when the stack starts (``stack`` in conftest.py asks for
+``background_runs``), they wait at the same time as each other and as the rest of the tier; their
+tests (tests/e2e/test_local_stack.py, tests/e2e/test_resumable_sessions.py) run last and find them
+done or nearly so.
 
 Each run has a project of its own, and its roles are set just before it starts and put back right
 after: a run keeps the role versions it pinned when it started, whatever is published later.
@@ -13,6 +15,7 @@ after: a run keeps the role versions it pinned when it started, whatever is publ
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -24,6 +27,9 @@ from tests.support.roles import restore_roles, role_specs
 
 UNLAUNCHABLE = "e2e-unlaunchable"
 STAGES = ("dev", "qa", "security", "docs", "cicd")
+# The resumable agent (tests/agents/resumable.py) and the folder its session is kept in.
+RESUMABLE_AGENT = Path(__file__).resolve().parents[1] / "agents" / "resumable.py"
+SESSION = ".baton-e2e-session"
 
 
 @contextmanager
@@ -60,6 +66,10 @@ def start_runs(stack: LocalStack, repositories: Callable[[], Path]) -> dict[str,
         return started
 
     scripted = {role: scripted_role(role) for role in STAGES}
+    resumable = {**scripted, "dev": {**scripted["dev"],
+                                     "command": f"{sys.executable} {RESUMABLE_AGENT} fresh {{session_id}}",
+                                     "resume_command": f"{sys.executable} {RESUMABLE_AGENT} resume {{session_id}}",
+                                     "session_paths": [SESSION]}}
     return {
         # "crash-once" kills its runner on its first attempt, "crash-always" on every one, "steady" never.
         "crashing": start("e2e-crashes", {r: scripted[r] for r in ("dev", "qa")}, {
@@ -80,4 +90,12 @@ def start_runs(stack: LocalStack, repositories: Callable[[], Path]) -> dict[str,
                                                    "heartbeat_seconds": 1} for role in ("dev", "qa")},
                            {"title": "external agents", "deploy_gate": False, "stages": ["dev", "qa"],
                             "queue_timeout_seconds": 10, "tasks": [{"title": "waits for a person's agent"}]}),
+        # A dev role that keeps a session: "flaky-qa" loops back to a dev job that resumes it;
+        # "stop-once" stops its runner mid-job, and the job dispatched again once the lease lapses resumes.
+        "sessions-loop-back": start("e2e-sessions", resumable, {
+            "title": "resumable", "deploy_gate": False, "stages": ["dev", "qa"],
+            "tasks": [{"title": "resume after flaky-qa"}]}),
+        "sessions-stopped": start("e2e-sessions-stopped", resumable, {
+            "title": "stopped", "deploy_gate": False, "stages": ["dev"],
+            "tasks": [{"title": "stop-once then resume"}]}),
     }

@@ -32,7 +32,7 @@ from chalicelib.domain.enums import Stage, TaskStatus
 from chalicelib.domain.requests import ClaimRequest, ProjectCreate, RunCreate
 from chalicelib.domain.progress import counter_deltas
 from chalicelib.local.resources import create_table
-from chalicelib.local.moto_fidelity import atomic_transactions
+from chalicelib.local.moto_fidelity import patched_moto
 
 THREADS = 20
 # 200 tasks take about a minute on moto: with 20 claimers on one queue each claim costs ~15
@@ -53,11 +53,11 @@ def server_services() -> Iterator[Any]:
     """Services whose boto3 clients talk HTTP to a moto server of their own, on a unique table.
 
     moto's transactions are neither isolated nor cheap under threads (see chalicelib/local/moto_fidelity.py):
-    without ``atomic_transactions`` this test measures moto's lost updates, not Baton's claims.
+    without ``patched_moto`` (its atomic transactions) this test measures moto's lost updates, not Baton's claims.
     """
     logging.getLogger("werkzeug").setLevel(logging.WARNING)   # one line per request otherwise
     with ExitStack() as stack:
-        stack.enter_context(atomic_transactions())
+        stack.enter_context(patched_moto())
         port = free_port()
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()

@@ -5,52 +5,35 @@ job's session, runs the resume command with the same ``{session_id}`` in the sam
 says so in its handoff and its proof; the task's state holds the session's two versions. And a
 runner stopped mid-job (SIGTERM, as ECS stops a container: ``stop-once``) saves the session on its
 way out; the job re-dispatched once the lease lapses starts from it.
+
+Both runs are background runs (tests/e2e/background.py): they start with the tier's stack, so the
+stopped runner's lease lapses (30 s) while the rest of the tier runs, and these tests run last.
 """
 
 from __future__ import annotations
 
 import gzip
 import io
-import sys
 import tarfile
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.agent import sessions
 from chalicelib.agent.client import BatonClient
-from tests.support.agents import bare_repository, scripted_role
+from tests.e2e.background import SESSION
 from tests.support.waiting import wait_for
 
-AGENT = Path(__file__).resolve().parents[1] / "agents" / "resumable.py"
-PROJECT = "e2e-sessions"
-SESSION = ".baton-e2e-session"
+
+@pytest.fixture(scope="module")
+def admin(stack) -> BatonClient:
+    return BatonClient(stack.api_url, stack.admin_key)
 
 
 @pytest.fixture(scope="module")
-def admin(stack, tmp_path_factory) -> BatonClient:
-    client = BatonClient(stack.api_url, stack.admin_key)
-    for role in ("qa", "security", "docs", "cicd"):
-        client.put(f"/roles/{role}", scripted_role(role))
-    client.put("/roles/dev", {**scripted_role("dev"), "command": f"{sys.executable} {AGENT} fresh {{session_id}}",
-                              "resume_command": f"{sys.executable} {AGENT} resume {{session_id}}",
-                              "session_paths": [SESSION]})
-    repository = bare_repository(tmp_path_factory.mktemp("repo"), PROJECT)
-    client.post("/projects", {"id": PROJECT, "name": "Sessions", "repository_url": f"file://{repository}"})
-    return client
-
-
-@pytest.fixture(scope="module")
-def runs(admin) -> dict[str, dict[str, Any]]:
-    """Both runs start together: the stopped runner's lease lapses while the loop-back runs."""
-    return {"loop-back": admin.post(f"/projects/{PROJECT}/runs", {
-                "title": "resumable", "deploy_gate": False, "stages": ["dev", "qa"],
-                "tasks": [{"title": "resume after flaky-qa"}]}),
-            "stopped": admin.post(f"/projects/{PROJECT}/runs", {
-                "title": "stopped", "deploy_gate": False, "stages": ["dev"],
-                "tasks": [{"title": "stop-once then resume"}]})}
+def runs(background_runs) -> dict[str, dict[str, Any]]:
+    return {"loop-back": background_runs["sessions-loop-back"], "stopped": background_runs["sessions-stopped"]}
 
 
 def ended(client: BatonClient, run_id: str, deadline_seconds: float = 180) -> dict[str, Any]:
@@ -73,7 +56,7 @@ def handoffs_of(client: BatonClient, task_id: str) -> list[dict[str, Any]]:
     return sorted(items, key=lambda h: h["created_at"])
 
 
-def test_the_loop_back_resumes_the_first_jobs_session(admin, runs):
+def test_the_loop_back_resumes_the_first_jobs_session(admin, runs, background_runs):
     run = runs["loop-back"]
     assert ended(admin, run["id"])["status"] == "succeeded"
     (task,) = [t for t in admin.get(f"/runs/{run['id']}/tasks?limit=50")["items"] if t["source"] != "release"]
@@ -103,7 +86,8 @@ def test_the_loop_back_resumes_the_first_jobs_session(admin, runs):
     assert texts == sorted(["(the session was empty)\n", first_line])
 
 
-def test_a_runner_stopped_mid_job_saves_the_session_and_the_redispatched_job_resumes_it(admin, runs):
+def test_a_runner_stopped_mid_job_saves_the_session_and_the_redispatched_job_resumes_it(admin, runs,
+                                                                                          background_runs):
     run = runs["stopped"]
     assert ended(admin, run["id"])["status"] == "succeeded"
     (task,) = [t for t in admin.get(f"/runs/{run['id']}/tasks?limit=50")["items"] if t["source"] != "release"]

@@ -84,3 +84,23 @@ def test_the_helper_is_removed_on_exit():
     with atomic_transactions():
         assert ddb_models.DynamoDBBackend.transact_write_items is not before[0]
     assert (ddb_models.DynamoDBBackend.transact_write_items, DynamoHandler.call_action, ddb_models.copy) == before
+
+
+def test_kms_keys_made_under_the_patch_still_sign_verify_and_encrypt():
+    """Key pairs are made on first use (``key_pairs_on_first_use``): asymmetric keys still sign and
+    verify with their own pair, and a symmetric key still encrypts."""
+    from chalicelib.local.moto_fidelity import key_pairs_on_first_use
+
+    with mock_aws(), key_pairs_on_first_use():
+        kms = boto3.client("kms", region_name="us-east-1")
+        signing = [kms.create_key(KeySpec="RSA_2048", KeyUsage="SIGN_VERIFY")["KeyMetadata"]["KeyId"] for _ in range(2)]
+        signature = kms.sign(KeyId=signing[0], Message=b"baton", SigningAlgorithm="RSASSA_PSS_SHA_256")["Signature"]
+        assert kms.verify(KeyId=signing[0], Message=b"baton", Signature=signature,
+                          SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"] is True
+        assert kms.verify(KeyId=signing[1], Message=b"baton", Signature=signature,
+                          SigningAlgorithm="RSASSA_PSS_SHA_256")["SignatureValid"] is False
+        public = {kms.get_public_key(KeyId=k)["PublicKey"] for k in signing}
+        assert len(public) == 2 and public == {kms.get_public_key(KeyId=k)["PublicKey"] for k in signing}
+        symmetric = kms.create_key()["KeyMetadata"]["KeyId"]
+        blob = kms.encrypt(KeyId=symmetric, Plaintext=b"secret")["CiphertextBlob"]
+        assert kms.decrypt(CiphertextBlob=blob)["Plaintext"] == b"secret"

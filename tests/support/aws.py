@@ -1,11 +1,11 @@
 """In-process moto with Baton's tables and bucket and the services wired to them (the service and
 API tiers), and two reads of the whole table for "changed nothing" checks.
 
-moto runs its DynamoDB transactions through ``chalicelib.local.moto_fidelity.atomic_transactions``,
-as the local stack does: moto as shipped deep-copies the whole table once per item of every
-transaction, which made a module that grows its table (the authorization matrix, a thousand-task
-run) spend most of its time copying. The outcome of every transaction is the same, all or nothing
-(``tests/service/test_moto_fidelity.py``)."""
+moto runs as the local stack runs it (``chalicelib.local.moto_fidelity.patched_moto``): its
+transactions atomic and linear (moto as shipped deep-copies the whole table once per item of every
+transaction, which made a module that grows its table, the authorization matrix or a thousand-task
+run, spend most of its time copying), its queries reading only their partition, its answers
+serialized directly. The answers are moto's own (``tests/service/test_moto_fidelity.py``)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,14 @@ from moto import mock_aws
 
 from chalicelib import bootstrap
 from chalicelib.config import Settings
-from chalicelib.local.moto_fidelity import atomic_transactions
+from chalicelib.local.moto_fidelity import patched_moto
 from chalicelib.local.resources import create_table
 
 
 @contextmanager
 def moto_services() -> Iterator[Any]:
     """In-process moto with Baton's tables and bucket, and the services wired to them."""
-    with mock_aws(), atomic_transactions():
+    with mock_aws(), patched_moto():
         settings = Settings.from_env()
         services = bootstrap.build_services(settings)
         create_table(services.repos.client, settings.table_name)

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 
 from chalicelib.domain.requests import ProjectCreate, RunCreate
-from chalicelib.local.moto_fidelity import atomic_transactions
+from chalicelib.local.moto_fidelity import patched_moto
 
 TASKS = 1000
 
@@ -22,7 +22,7 @@ def parse(model: Any, **body: Any) -> Any:
 
 @pytest.fixture(autouse=True)
 def linear_transactions() -> Iterator[None]:
-    with atomic_transactions():
+    with patched_moto():
         yield
 
 
