@@ -16,13 +16,11 @@ from typing import TYPE_CHECKING, Any, Optional
 import boto3
 from botocore.config import Config
 
-from .adapters.dynamodb import Repositories, build_repositories
-from .adapters.proofs_s3 import ProofStore
-from .adapters.stepfunctions import DispatchQueue, StepFunctions
-from .config import Settings
-from .services.api_keys import KeyService
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:   # imported when the first request builds the services, not with the app
+    from .adapters.dynamodb import Repositories
+    from .adapters.proofs_s3 import ProofStore
+    from .adapters.stepfunctions import DispatchQueue, StepFunctions
+    from .config import Settings
     from .services.approvals import ApprovalService
     from .services.bugs import BugService
     from .services.context import ContextService
@@ -63,6 +61,8 @@ class Services:
 
     def __init__(self, settings: Settings, repos: Repositories, *, sfn: Optional[StepFunctions] = None,
                  queue: Optional[DispatchQueue] = None, objects: Optional[ProofStore] = None, launcher: Any = None):
+        from .services.api_keys import KeyService
+
         self.settings = settings
         self.repos = repos
         self.keys = KeyService(repos)
@@ -274,6 +274,10 @@ def build_launcher(settings: Settings) -> Any:
 def build_services(settings: Settings, launcher: Any = None) -> Services:
     """The AWS clients, made now (botocore reads its settings from the environment when a client is
     made), and the key service; the other services on first use (``Services``)."""
+    from .adapters.dynamodb import build_repositories
+    from .adapters.proofs_s3 import ProofStore
+    from .adapters.stepfunctions import DispatchQueue, StepFunctions
+
     repos = build_repositories(client("dynamodb", settings), settings.table_name)
     sfn = queue = None
     if settings.uses_step_functions:
@@ -288,6 +292,8 @@ def get_services() -> Services:
     global _services
     with _lock:
         if _services is None:
+            from .config import Settings
+
             _services = build_services(Settings.from_env())
         return _services
 

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 import functools
 import json
 import logging
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 from chalice import Blueprint, Response
 from pydantic import BaseModel, ValidationError
 
-from ..adapters.dynamodb import Page
 from ..domain.auth import Principal
 from ..domain.errors import (BatonError, ConflictError, ForbiddenError, InvalidInputError, NotFoundError,
                              PayloadTooLargeError, RuleViolationError, UnauthenticatedError)
+
+if TYPE_CHECKING:
+    from ..adapters.dynamodb import Page
 
 logger = logging.getLogger("baton.api")
 

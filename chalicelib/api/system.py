@@ -3,7 +3,6 @@
 from chalice import Blueprint
 
 from .. import __version__
-from ..config import Settings
 from ..domain.base import DomainModel
 from .http import endpoint
 
@@ -18,6 +17,8 @@ class Status(DomainModel):
 
 @endpoint(bp, "/status", public=True, response=Status, summary="Liveness and version")
 def status():
+    from ..config import Settings   # with the services, on the first request: not with the app
+
     return 200, {"status": "ok", "version": __version__, "stage": Settings.from_env().stage}
 
 

@@ -24,8 +24,6 @@ Access to another project's entity answers 404, never 403, so its existence does
 project check comes before any right check.
 """
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Optional
 

@@ -1,7 +1,5 @@
 """Bug reports: a person's (or an agent's) report of a problem, which becomes a bug task."""
 
-from __future__ import annotations
-
 from typing import Optional
 
 from pydantic import Field, field_validator

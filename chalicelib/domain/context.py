@@ -1,8 +1,6 @@
 """The task context: everything the next agent needs about a task, as ``GET /tasks/{id}/context``
 answers it."""
 
-from __future__ import annotations
-
 from typing import Optional
 
 from pydantic import Field

@@ -1,8 +1,6 @@
 """The entities: projects, runs (with their canary, ceilings and progress), tasks, audit events,
 API keys, approvals, claims and the director settings."""
 
-from __future__ import annotations
-
 from typing import Any, Literal, Optional
 
 from pydantic import Field, field_validator

@@ -5,8 +5,6 @@ open), and their lifecycle.
 (409). Each transition is kept, newest last, in the handoff's ``transitions``.
 """
 
-from __future__ import annotations
-
 from enum import Enum
 
 from pydantic import Field, field_validator

@@ -10,8 +10,6 @@ Filenames must match ``[A-Za-z0-9._-]{1,128}`` and may not contain ``..`` (so no
 spaces, control characters or NUL can reach a key).
 """
 
-from __future__ import annotations
-
 from enum import Enum
 import re
 from typing import Iterable, Mapping, Optional

@@ -1,7 +1,5 @@
 """Request bodies: what a client may send, validated strictly at the edge (unknown fields refused)."""
 
-from __future__ import annotations
-
 import json
 from typing import Any, Optional
 

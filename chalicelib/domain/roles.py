@@ -4,8 +4,6 @@ A role config is versioned and immutable; its digest is the sha256 of its canoni
 fields that shape the agent's work), so a run can pin exactly what its agents must use.
 """
 
-from __future__ import annotations
-
 import functools
 
 from enum import Enum

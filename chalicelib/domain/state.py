@@ -7,8 +7,6 @@ optimistic; 0 means "must not exist"); every version is kept while the task exis
 per-task caps.
 """
 
-from __future__ import annotations
-
 import hashlib
 import json
 import re

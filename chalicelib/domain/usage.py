@@ -7,8 +7,6 @@ cost in micro-dollars, wall time in milliseconds, so sums never drift. A run's b
 cost, it does not count twice as tokens).
 """
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Any, Mapping, Optional
 

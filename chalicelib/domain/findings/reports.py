@@ -1,7 +1,5 @@
 """Findings reports as the API takes and answers them: the format, the request, the verdict."""
 
-from __future__ import annotations
-
 from enum import Enum
 from typing import Any, Optional
 
