@@ -16,7 +16,11 @@ moto 5.2.5's ``DynamoDBBackend.transact_write_items`` has two problems that are 
 under one lock (so requests are linearizable, as DynamoDB guarantees for conditional writes and
 transactions), and a transaction snapshots only the items it touches and restores exactly those
 if it fails. Under the lock that is equivalent to moto's whole-table restore: nothing else can
-change while the transaction runs. ``tests/service/test_moto_fidelity.py`` checks the rollback. The local stack runs with it on.
+change while the transaction runs. ``tests/service/test_moto_fidelity.py`` checks the rollback.
+
+``patched_moto()`` is what the local stack, the tests and the bench run moto with: these atomic
+transactions, ``moto_queries.indexed_queries()`` (a Query reads its partition, not the table) and
+``key_pairs_on_first_use()`` (a KMS key's RSA pair made when first used).
 """
 
 from __future__ import annotations

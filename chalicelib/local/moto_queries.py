@@ -308,24 +308,19 @@ def indexed_queries() -> Iterator[None]:
                 _forget(table)
             return original_delete_table(self, name)
 
-    Table.query = query
-    Table.all_items = all_items
-    Table.put_item = put_item
-    Table.delete_item = delete_item
-    ddb_models.DynamoDBBackend.update_item = update_item
-    ddb_models.DynamoDBBackend.delete_table = delete_table
-    BaseJSONSerializer._serialize_type_structure = serialize_structure
+    replacements = {(Table, "query"): query, (Table, "all_items"): all_items, (Table, "put_item"): put_item,
+                    (Table, "delete_item"): delete_item, (ddb_models.DynamoDBBackend, "update_item"): update_item,
+                    (ddb_models.DynamoDBBackend, "delete_table"): delete_table,
+                    (BaseJSONSerializer, "_serialize_type_structure"): serialize_structure}
+    saved = {target: getattr(*target) for target in replacements}
+    for (owner, name), replacement in replacements.items():
+        setattr(owner, name, replacement)
     _INDEXES.clear()   # built only from writes seen while active
     _ACTIVE.append(True)
     try:
         yield
     finally:
         _ACTIVE.pop()
-        Table.query = original_query
-        Table.all_items = original_all_items
-        Table.put_item = original_put
-        Table.delete_item = original_delete
-        ddb_models.DynamoDBBackend.update_item = original_update
-        ddb_models.DynamoDBBackend.delete_table = original_delete_table
-        BaseJSONSerializer._serialize_type_structure = original_structure
+        for (owner, name), original in saved.items():
+            setattr(owner, name, original)
         _INDEXES.clear()
