@@ -40,11 +40,15 @@ class UsageService:
             task = self.tasks.get_under_claim(principal, task_id)
             role = STAGE_ROLE.get(task.stage)
             agent = task.claimed_by or principal.actor
+            # Baton's own runner claims with its job id: rolled up per job, the run's usage item would
+            # grow by a key set per job (past ~1,200 jobs, DynamoDB's 400 KB item limit). Its jobs
+            # are rolled up per role instead; the audit event keeps the job id.
+            rolled_agent = f"runner:{role.value if role else 'none'}" if principal.job_id else agent
             totals = usage.add_to_totals(task.usage, report)
             after = task.model_copy(update={"usage": totals, "version": task.version + 1,
                                             "updated_at": clock.now_iso()})
             rollup = usage.rollup_counters(report, stage=task.stage.value, role=role.value if role else "none",
-                                           agent=agent)
+                                           agent=rolled_agent)
             amounts = report.counters()
             run_counters = {usage.RUN_COST_COUNTER: amounts["cost_micros"],
                             usage.RUN_TOKENS_COUNTER: report.budget_tokens}

@@ -377,3 +377,22 @@ def test_a_fix_task_of_a_canary_task_is_part_of_the_canary_and_the_gate_waits_fo
     work_all(agent, run["id"])
     summary = gate(api, run["id"], "canary")["summary"]
     assert (summary["tasks"], summary["fix_tasks"]) == (2, 1)
+
+
+def test_the_runners_jobs_roll_up_per_role_not_per_job(api, people, services):
+    """Baton's runner claims with its job id; rolled up per job, the run's usage item would grow by a
+    set of counters per job until DynamoDB refused it (400 KB). Its jobs are one agent per role."""
+    from tests.support.jobs import job_token_for
+
+    run = start_run(api, tasks=3, stages=["dev"], deploy_gate=False)
+    tasks = api.get(f"/runs/{run['id']}/tasks").data["items"]
+    for task in tasks:
+        runner = api.as_key(job_token_for(services, task["id"]))
+        reported = runner.post(f"/tasks/{task['id']}/usage", {"model": "m", "tokens_in": 10, "tokens_out": 1,
+                                                                  "cost_usd": 0.5})
+        assert reported.status_code == 201, reported.data
+    body = api.get(f"/runs/{run['id']}/usage").data
+    assert set(body["by_agent"]) == {"runner:dev"} and body["by_agent"]["runner:dev"]["reports"] == 3
+    events = api.get(f"/runs/{run['id']}/events?limit=200").data["items"]
+    reported_by = {e["data"]["agent_id"] for e in events if e["action"] == "usage.reported"}
+    assert reported_by == {"job-setup"}   # the audit log keeps the agent id the job claimed with
