@@ -94,20 +94,25 @@ def published(event: dict[str, Any], project_id: str, run_id: str) -> dict[str, 
     return body
 
 
-def summary_line(event: dict[str, Any], project_name: Optional[str] = None) -> str:
-    """One line a person reads in a chat (a Slack-compatible webhook's ``text``): the project, the
-    run, the action and what the event says, no links."""
-    data = event.get("data") or {}
+def describe_data(data: dict[str, Any], *, arrow: str = "→", pair: str = "{}={}", separator: str = " ") -> str:
+    """An event's data as a person reads it: its stage and status changes (``dev→qa``), then its
+    plain fields (``result=pass``); nested values and empty ones are left out."""
     parts = []
     for what in ("stage", "status"):
         before, after = data.get(f"from_{what}"), data.get(f"to_{what}")
         if before is not None and after is not None and before != after:
-            parts.append(f"{before} → {after}")
+            parts.append(f"{before}{arrow}{after}")
     for name, value in data.items():
         if name.startswith(("from_", "to_")) or isinstance(value, (dict, list)) or value in (None, ""):
             continue
-        parts.append(f"{name}: {value}")
-    details = ", ".join(parts)
+        parts.append(pair.format(name, value))
+    return separator.join(parts)
+
+
+def summary_line(event: dict[str, Any], project_name: Optional[str] = None) -> str:
+    """One line a person reads in a chat (a Slack-compatible webhook's ``text``): the project, the
+    run, the action and what the event says, no links."""
+    details = describe_data(event.get("data") or {}, arrow=" → ", pair="{}: {}", separator=", ")
     if len(details) > 300:
         details = details[:299] + "…"
     entity = event.get("entity", "")
@@ -121,5 +126,5 @@ def summary_line(event: dict[str, Any], project_name: Optional[str] = None) -> s
     return f"{line} (by {actor})" if actor else line
 
 
-__all__ = ["FAMILIES", "KNOWN_ACTIONS", "MAX_DETAIL_BYTES", "PATTERN_HELP", "SOURCE", "check_pattern",
+__all__ = ["FAMILIES", "KNOWN_ACTIONS", "MAX_DETAIL_BYTES", "PATTERN_HELP", "SOURCE", "check_pattern", "describe_data",
            "check_patterns", "matches", "published", "summary_line"]

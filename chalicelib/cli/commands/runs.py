@@ -10,7 +10,9 @@ from typing import IO, Any, Optional
 import click
 from rich.text import Text
 
-from .. import output, watch as watching
+from ...domain.events import describe_data
+from .. import output
+from .. import watch as watching
 from ..client import CliClient, with_query
 from ..documents import load_document, parse_stages, parse_tasks_file
 from ..errors import CliError, ExitCode
@@ -339,16 +341,7 @@ def event_line(event: dict[str, Any]) -> str:
 
 def summarize(data: dict[str, Any], width: int = 160) -> str:
     """``dev→qa queued→in_progress result=pass`` from an event's data."""
-    parts = []
-    for what in ("stage", "status"):
-        before, after = data.get(f"from_{what}"), data.get(f"to_{what}")
-        if before is not None and after is not None and before != after:
-            parts.append(f"{before}→{after}")
-    for name, value in data.items():
-        if name.startswith(("from_", "to_")) or isinstance(value, (dict, list)) or value in (None, ""):
-            continue
-        parts.append(f"{name}={value}")
-    summary = " ".join(parts)
+    summary = describe_data(data)
     return summary if len(summary) <= width else summary[: width - 1] + "…"
 
 
