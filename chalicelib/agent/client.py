@@ -40,15 +40,19 @@ class BatonClient:
         bound.claim_id = claim_id
         return bound
 
+    def credentials(self, content_type: str = "application/json") -> dict[str, str]:
+        """The headers every request of this client carries: its key and the claim it works under."""
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        if self.claim_id:
+            headers["Baton-Claim"] = self.claim_id
+        return headers
+
     def request(self, method: str, path: str, body: Any = None,
                 headers: Optional[dict[str, str]] = None) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self.api_key:
-            all_headers["Authorization"] = f"Bearer {self.api_key}"
-        if self.claim_id:
-            all_headers["Baton-Claim"] = self.claim_id
-        all_headers.update(headers or {})
+        all_headers = {**self.credentials(), **(headers or {})}
         request = urllib.request.Request(self.base_url + path, data=data, method=method, headers=all_headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # nosec B310  # scheme checked in __init__

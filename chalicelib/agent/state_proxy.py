@@ -154,11 +154,7 @@ class StateProxy:
     def forward(self, method: str, target: str, body: Optional[bytes],
                 content_type: Optional[str]) -> tuple[int, bytes, str]:
         """The request, sent to the API with the job's credentials: (status, body, content type)."""
-        headers = {"Accept": "application/json", "Content-Type": content_type or "application/json"}
-        if self.client.api_key:
-            headers["Authorization"] = f"Bearer {self.client.api_key}"
-        if self.client.claim_id:
-            headers["Baton-Claim"] = self.client.claim_id
+        headers = self.client.credentials(content_type or "application/json")
         request = urllib.request.Request(self.client.base_url + target, data=body, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:  # nosec B310  # the runner's API URL, checked by BatonClient

@@ -24,7 +24,7 @@ from ..domain.auth import Action, Principal, authorize
 from ..domain.errors import NotFoundError
 from ..domain.director.model import supervision_of
 from ..domain.context import Attempt, ProofView, RoleView, StageRequirements, TaskContext
-from ..domain.proofs import ProofStatus, missing_proofs
+from ..domain.proofs import missing_proofs
 from ..domain.ids import is_valid_id
 from ..domain.enums import STAGE_ROLE
 from .proofs import ProofService
@@ -71,8 +71,7 @@ class ContextService:
             config = self.roles.pinned_for_stage(run_item, task.stage)
             role = RoleView(role=config.role, version=config.version, digest=config.digest, prompt=config.prompt,
                             required_proofs=config.required_proofs)
-            stage_proofs = stored_of_stage(proof_page, task.stage.value, task.iteration) if config.required_proofs \
-                else []
+            stage_proofs = all_proofs(proof_page) if config.required_proofs else []
             if stage_proofs is None:   # the task has more proofs than the page: ask for the stage's own
                 stage_proofs = self.repos.proofs.stored_of_stage(task.id, task.stage.value, task.iteration)
             requirements = StageRequirements(
@@ -88,12 +87,10 @@ class ContextService:
                            director_notes=supervision_of(task).notes)
 
 
-def stored_of_stage(page: Any, stage: str, iteration: int) -> Optional[list[Any]]:
-    """The stage's stored proofs, from the page of the task's newest proofs when it holds all of them
-    (no next page); None when it does not, and they must be read."""
-    if page.next_cursor:
-        return None
-    return [p for p in page.items if p.stage == stage and p.iteration == iteration and p.status == ProofStatus.stored]
+def all_proofs(page: Any) -> Optional[list[Any]]:
+    """The task's proofs when the page of its newest holds all of them (no next page), for
+    ``missing_proofs`` to pick the stage's stored ones from; None when they must be read."""
+    return None if page.next_cursor else page.items
 
 
 def within_budget(handoffs: list[Any], budget: int, next_cursor: Optional[str],
